@@ -1,0 +1,32 @@
+"""Prometheus metrics every service exports (``FRAUDSTREAM_METRICS_PORT`` turns the endpoint on)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_IN = Counter("fraudstream_events_in", "Records consumed", ["service", "topic"])
+EVENTS_OUT = Counter("fraudstream_events_out", "Records produced", ["service", "topic"])
+DEADLETTERS = Counter("fraudstream_deadletter", "Records dead-lettered", ["service", "reason"])
+BATCH_SECONDS = Histogram(
+    "fraudstream_batch_seconds",
+    "Time to process one consumed batch, outputs acknowledged",
+    ["service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+END_TO_END_SECONDS = Histogram(
+    "fraudstream_end_to_end_seconds",
+    "Wall time from ingest to score",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MODEL_VERSION = Gauge("fraudstream_model_version_info", "Model version in service (1 = current)", ["version"])
+LABEL_DELAY_SECONDS = Histogram(
+    "fraudstream_label_delay_seconds",
+    "Event time from a transaction to its label",
+    buckets=(60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400, 90 * 86400),
+)
+DRIFT_EVENTS = Counter("fraudstream_drift_events", "Drift detections", ["kind"])
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port)

@@ -1,0 +1,83 @@
+"""One frozen settings object, read once from the environment (prefix ``FRAUDSTREAM_``).
+
+The same names are used by docker-compose, the Kubernetes manifests and local runs, e.g.
+``FRAUDSTREAM_KAFKA_BOOTSTRAP=kafka:9092`` or ``FRAUDSTREAM_REDIS_URL=redis://redis:6379/0``.
+
+>>> Settings(topic_prefix="t1.").topic("scores")
+'t1.scores'
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", frozen=True, extra="ignore")
+
+    # --- where things are
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topic_prefix: str = ""
+    redis_prefix: str = "fs"
+    """Every Redis key starts with this, so several deployments can share one Redis."""
+    create_topics: bool = True
+    """Create missing topics at start-up; set false where topics are managed elsewhere."""
+    partitions: int = Field(4, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    # --- Kafka client tuning
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    fetch_max_wait_ms: int = 10
+    batch_max: int = Field(500, ge=1)
+    linger_ms: int = 5
+    max_message_bytes: int = Field(64 * 1024, ge=256)
+    """Larger inputs are dead-lettered as oversized."""
+
+    # --- ingest policy
+    max_amount: float = 1_000_000.0
+    max_future_skew_s: float = 300.0
+    """A transaction stamped further in the future than this is refused."""
+    max_age_days: float = 400.0
+    """A transaction older than this is refused."""
+    dedup_ttl_s: int = 7 * 24 * 3600
+
+    # --- features
+    feature_ttl_s: int = 120 * 24 * 3600
+    """How long a transaction's feature vector is kept for the label join (> max label delay)."""
+    max_lateness_s: float = 3600.0
+    """Transactions older than the card's newest by more than this are dead-lettered."""
+
+    # --- scoring
+    review_threshold: float = Field(0.5, ge=0, le=1)
+    decline_threshold: float = Field(0.9, ge=0, le=1)
+    alert_threshold: float = Field(0.8, ge=0, le=1)
+    reasons_top_k: int = 3
+    shadow_scoring: bool = True
+
+    # --- learner
+    publish_every_labels: int = 1000
+    publish_every_s: float = 60.0
+    label_maturity_s: float = 30 * 24 * 3600.0
+    """A transaction without a fraud label this long after it happened is taken as genuine."""
+    genuine_sample_rate: float = Field(0.2, gt=0, le=1)
+    artifact_store: str = "redis"
+    """``redis`` or a filesystem path such as ``file:///var/lib/fraudstream/models``."""
+
+    # --- monitor
+    psi_threshold: float = 0.2
+    ks_alpha: float = 0.001
+    retrain_cooldown_s: float = 600.0
+
+    # --- ops
+    metrics_port: int = 0
+    """Serve Prometheus metrics on this port (0: off)."""
+    log_level: str = "INFO"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def group(self, service: str) -> str:
+        return f"{self.topic_prefix}fraudstream-{service}"
