@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import logging
 import signal
 import sys
@@ -32,7 +33,13 @@ SERVICES = {
 
 
 def available_services() -> list[str]:
-    return [name for name, module in SERVICES.items() if importlib.util.find_spec(module) is not None]
+    def exists(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    return [name for name, module in SERVICES.items() if exists(module)]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -119,6 +126,96 @@ def topics() -> None:
     asyncio.run(ensure_topics(settings))
     for name, t in TOPICS.items():
         typer.echo(f"{settings.topic(name):<28} {t.event.__name__:<22} key={t.key}")
+
+
+def _sim_config(seed: int, cards: int, merchants: int, fraud_rate: float, label_delay_h: float,
+                drift_after: Optional[int]) -> "SimulatorConfig":
+    from datetime import timedelta
+
+    from services.simulator.traffic import SimulatorConfig
+
+    return SimulatorConfig(seed=seed, n_cards=cards, n_merchants=merchants, fraud_rate=fraud_rate,
+                           label_delay_mean=timedelta(hours=label_delay_h), label_delay_sigma=0.5,
+                           drift_at=drift_after)
+
+
+Seed = Annotated[int, typer.Option(help="random seed: the same seed gives the same traffic")]
+Cards = Annotated[int, typer.Option(help="cards in the simulated population")]
+Merchants = Annotated[int, typer.Option(help="merchants in the simulated population")]
+FraudRate = Annotated[float, typer.Option(help="share of transactions that are fraud")]
+LabelDelay = Annotated[float, typer.Option("--label-delay-hours", help="mean chargeback delay, simulated hours")]
+DriftAfter = Annotated[Optional[int], typer.Option(help="inject drift after this many transactions")]
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="transactions per second")] = 200.0,
+    count: Annotated[Optional[int], typer.Option(help="stop after this many transactions")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
+    csv: Annotated[Optional[Path], typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
+    seed: Seed = 7, cards: Cards = 10_000, merchants: Merchants = 1_000, fraud_rate: FraudRate = 0.007,
+    label_delay_hours: LabelDelay = 48.0, drift_after: DriftAfter = None,
+) -> None:
+    """Publish seeded card traffic and delayed labels to transactions.raw / labels.raw (or a CSV)."""
+    config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
+    if csv is not None:
+        from services.simulator.traffic import write_csv
+        from services.simulator.traffic import simulate as stream
+
+        rows = write_csv(stream(config, count or 100_000), csv)
+        typer.echo(f"wrote {rows} transactions to {csv}")
+        return
+    from services.simulator.publish import publish
+
+    settings = Settings()
+    configure_logging(settings)
+    tick = lambda p: typer.echo(f"\r{p.transactions} transactions, {p.labels} labels, {p.elapsed_s:.0f}s", nl=False)
+    run_until_signal(lambda stop: publish(settings, config, rate, stop, count, duration, on_tick=tick))
+    typer.echo()
+
+
+@app.command()
+def up(
+    rate: Annotated[float, typer.Option(help="simulated transactions per second")] = 200.0,
+    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds (default: until Ctrl-C)")] = None,
+    external: Annotated[bool, typer.Option(help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,
+    seed: Seed = 7, cards: Cards = 5_000, merchants: Merchants = 500, fraud_rate: FraudRate = 0.01,
+    label_delay_hours: LabelDelay = 6.0, drift_after: DriftAfter = None,
+) -> None:
+    """The demo: broker, Redis, every service, simulated traffic, live scores and alerts."""
+    from services.demo import run_demo
+
+    base = Settings() if external else Settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    configure_logging(base)
+    config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
+    try:
+        asyncio.run(run_demo(base, available_services(), config, rate, duration, external))
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command()
+def bench(
+    stage: Annotated[str, typer.Argument(help="ingest, features or pipeline")] = "ingest",
+    events: Annotated[int, typer.Option(help="backlog size for the throughput run")] = 100_000,
+    offered: Annotated[float, typer.Option(help="offered load for the latency run, events/s")] = 2_000.0,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 20.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
+) -> None:
+    """Measure a stage's throughput (draining a backlog) and latency at a fixed load, on the local stack."""
+    import dataclasses
+    import json
+
+    from services.bench import STAGES, run_bench
+    from shared.stack import LocalStack
+
+    if stage not in STAGES:
+        raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+    base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
+    with LocalStack(base) as stack:
+        figures = asyncio.run(run_bench(stack.settings, stack.env(), stack.workdir, stage, events, offered,
+                                        latency_seconds))
+    typer.echo(json.dumps(dataclasses.asdict(figures)) if as_json else "\n".join(figures.lines()))
 
 
 def main() -> None:

@@ -43,10 +43,8 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _iso_currency(code: str) -> str:
-    if code not in ISO_4217:
-        raise ValueError(f"unknown ISO 4217 currency {code!r}")
-    return code
+def _unknown_currency(code: str) -> str:
+    raise ValueError(f"unknown ISO 4217 currency {code!r}")
 
 
 def _finite(value: float) -> float:
@@ -58,7 +56,11 @@ def _finite(value: float) -> float:
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, strip_whitespace=True)]
 UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 Currency = Annotated[
-    str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z]{3}$"), AfterValidator(_iso_currency)
+    str,
+    # No regex pattern: the set lookup below decides, and a pattern cost ~7 µs per event.
+    StringConstraints(strict=True, to_upper=True),
+    Field(json_schema_extra={"enum": sorted(ISO_4217)}),
+    AfterValidator(lambda c: c if c in ISO_4217 else _unknown_currency(c)),
 ]
 Country = Annotated[str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")]
 Amount = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]

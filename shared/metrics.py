@@ -24,6 +24,9 @@ LABEL_DELAY_SECONDS = Histogram(
     "Event time from a transaction to its label",
     buckets=(60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400, 90 * 86400),
 )
+LABELS_UNMATCHED = Counter(
+    "fraudstream_labels_unmatched", "Labels whose transaction is unknown or expired", ["service"]
+)
 DRIFT_EVENTS = Counter("fraudstream_drift_events", "Drift detections", ["kind"])
 
 

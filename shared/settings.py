@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     topic_prefix: str = ""
+    redis_cluster: bool = False
+    """Talk to a Redis Cluster: scripts are then called once per hash slot of a batch."""
     redis_prefix: str = "fs"
     """Every Redis key starts with this, so several deployments can share one Redis."""
     create_topics: bool = True

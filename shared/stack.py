@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def redis_answers(url: str) -> bool:
         return False
 
 
+def _chunks(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _in_thread(coro_fn) -> None:
     """Run a coroutine to completion from sync code, even inside a running event loop."""
     error: list[BaseException] = []
@@ -104,7 +116,13 @@ class LocalStack:
     def start(self, timeout_s: float = 30.0) -> "LocalStack":
         bootstrap = self._start_broker()
         redis_url = self._start_redis()
-        self.settings = self.base.model_copy(update={"kafka_bootstrap": bootstrap, "redis_url": redis_url})
+        # A fresh (empty) broker must not meet state of an earlier run in a shared Redis:
+        # its dedup keys would turn replayed traffic into duplicates.
+        self.settings = self.base.model_copy(update={
+            "kafka_bootstrap": bootstrap,
+            "redis_url": redis_url,
+            "redis_prefix": f"{self.base.redis_prefix}-{uuid.uuid4().hex[:8]}",
+        })
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -147,6 +165,10 @@ class LocalStack:
         return url
 
     def stop(self) -> None:
+        if self.settings is not self.base and redis_answers(self.settings.redis_url):
+            with closing(redis.Redis.from_url(self.settings.redis_url)) as r:
+                for batch in _chunks(r.scan_iter(match=f"{self.settings.redis_prefix}:*", count=1000), 1000):
+                    r.unlink(*batch)
         for proc in reversed(self.processes):
             proc.terminate()
         for proc in self.processes:
@@ -164,5 +186,6 @@ class LocalStack:
             "FRAUDSTREAM_REDIS_URL": s.redis_url,
             "FRAUDSTREAM_TOPIC_PREFIX": s.topic_prefix,
             "FRAUDSTREAM_REDIS_PREFIX": s.redis_prefix,
+            "FRAUDSTREAM_PARTITIONS": str(s.partitions),
             "FRAUDSTREAM_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
         }

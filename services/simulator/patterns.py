@@ -1,0 +1,174 @@
+"""Labelled fraud patterns: each one a small generator of an episode, with its documented rate.
+
+An episode starts at a moment of the traffic and returns drafts — ``(at_ms, card,
+merchant, amount_eur, channel, device_id, is_fraud)`` — that may lie minutes or hours
+ahead; the traffic loop schedules them. ``share`` is the pattern's part of all fraudulent
+*transactions* (not episodes), before drift:
+
+============================  =====  ==================================================
+pattern                       share  looks like
+============================  =====  ==================================================
+card_testing                  35 %   3–8 tiny ecom payments at one digital-goods merchant
+                                     within minutes, from a fraudster's device; 30 % end
+                                     with one large cash-out purchase
+compromised_merchant          25 %   a regular customer's genuine visit to a breached store,
+                                     then 1–3 card-not-present or cloned-card frauds hours
+                                     later
+stolen_card                   25 %   1–3 unusually large store or ATM payments within
+                                     hours, 60 % of the time in another country
+account_takeover              15 %   1–4 ecom payments at merchants the card never uses,
+                                     from a new device, 2–5 × the usual amount
+quasi_cash (after drift)      40 %   1–2 large crypto purchases (MCC 6051) in a country
+                                     never seen before (EE), from a new device
+============================  =====  ==================================================
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from itertools import accumulate
+from random import Random
+
+from services.simulator.population import World
+
+Draft = tuple[int, int, int, float, str, str | None, bool]
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    share: float
+    fraud_tx_per_episode: float
+    """Expected number, used to turn the fraud rate into a rate of episodes."""
+    genuine_tx_per_episode: int
+    episode: Callable[[World, Random, int], list[Draft]]
+
+
+def _gap(rng: Random, mean_minutes: float, min_seconds: float = 2.0) -> int:
+    return int(1000 * min_seconds + rng.expovariate(1.0 / (mean_minutes * MINUTE_MS)))
+
+
+def card_testing(world: World, rng: Random, t: int) -> list[Draft]:
+    card, merchant, device = world.random_card(rng), rng.choice(world.testing), rng.choice(world.fraudster_devices)
+    drafts = []
+    for _ in range(rng.randint(3, 8)):
+        drafts.append((t, card, merchant, round(rng.uniform(0.5, 5.0), 2), "ecom", device, True))
+        t += _gap(rng, 0.7)
+    if rng.random() < 0.3:
+        cash_out = rng.choice(world.high_value["online"])
+        drafts.append((t + _gap(rng, 20), card, cash_out, rng.uniform(150, 900), "ecom", device, True))
+    return drafts
+
+
+def compromised_merchant(world: World, rng: Random, t: int) -> list[Draft]:
+    breached = rng.choice(list(world.breached))
+    customers = world.breached[breached]
+    card = rng.choice(customers) if customers else world.random_card(rng)
+    drafts = [(t, card, breached, world.usual_amount(rng, world.cards[card], breached), "pos", None, False)]
+    t += int(30 * MINUTE_MS + rng.lognormvariate(0.0, 0.8) * 8 * 60 * MINUTE_MS)  # the data is sold first
+    for _ in range(rng.randint(1, 3)):
+        if rng.random() < 0.7:
+            merchant, channel, device = rng.choice(world.by_kind["online"]), "ecom", rng.choice(world.fraudster_devices)
+        else:  # a cloned magstripe, used abroad
+            merchant, channel, device = world.somewhere_else(rng, "store", world.cards[card].home), "pos", None
+        amount = world.usual_amount(rng, world.cards[card], merchant) * rng.uniform(1.5, 4.0)
+        drafts.append((t, card, merchant, amount, channel, device, True))
+        t += _gap(rng, 120)
+    return drafts
+
+
+def stolen_card(world: World, rng: Random, t: int) -> list[Draft]:
+    card = world.random_card(rng)
+    home, abroad = world.cards[card].home, rng.random() < 0.6
+    drafts = []
+    for _ in range(rng.randint(1, 3)):
+        kind = "atm" if rng.random() < 0.35 else "store"
+        pool = world.high_value[kind]
+        merchant = world.somewhere_else(rng, kind, home, pool) if abroad else rng.choice(
+            [m for m in pool if world.merchants[m].country == home] or pool)
+        if kind == "atm":
+            amount, channel = 20.0 * rng.randint(10, 30), "atm"
+        else:
+            amount, channel = world.usual_amount(rng, world.cards[card], merchant) * rng.uniform(2.0, 6.0), "pos"
+        drafts.append((t, card, merchant, amount, channel, None, True))
+        t += _gap(rng, 40)
+    return drafts
+
+
+def account_takeover(world: World, rng: Random, t: int) -> list[Draft]:
+    card = world.random_card(rng)
+    usual = set(world.cards[card].favourites["online"])
+    device = world.new_device(rng)
+    drafts = []
+    for _ in range(rng.randint(1, 4)):
+        merchant = rng.choice(world.by_kind["online"])
+        for _ in range(4):
+            if merchant not in usual:
+                break
+            merchant = rng.choice(world.by_kind["online"])
+        amount = world.usual_amount(rng, world.cards[card], merchant) * rng.uniform(2.0, 5.0)
+        drafts.append((t, card, merchant, amount, "ecom", device, True))
+        t += _gap(rng, 15)
+    return drafts
+
+
+def quasi_cash(world: World, rng: Random, t: int) -> list[Draft]:
+    card, device = world.random_card(rng), world.new_device(rng)
+    drafts = []
+    for _ in range(rng.randint(1, 2)):
+        drafts.append((t, card, rng.choice(world.quasi_cash), rng.uniform(400, 2500), "ecom", device, True))
+        t += _gap(rng, 10)
+    return drafts
+
+
+# the expected counts follow the generators: randint(3, 8) has a mean of 5.5, and so on
+PATTERNS = (
+    Pattern("card_testing", 0.35, 5.5 + 0.3, 0, card_testing),
+    Pattern("compromised_merchant", 0.25, 2.0, 1, compromised_merchant),
+    Pattern("stolen_card", 0.25, 2.0, 0, stolen_card),
+    Pattern("account_takeover", 0.15, 2.5, 0, account_takeover),
+)
+DRIFT_PATTERN = Pattern("quasi_cash", 0.40, 1.5, 0, quasi_cash)
+
+
+class FraudMix:
+    """Which episode, if any, a moment of traffic starts, so that ``fraud_rate`` of all
+    transactions are fraud and each pattern gets its ``share`` of them.
+
+    An episode of pattern P replaces one genuine payment with L_P frauds and g_P genuine
+    payments. Per moment, with q_P the chance of starting P and Q = Σ q_P L_P the frauds
+    it brings, the fraud rate is f = Q / (1 + Q − Q·h) where h = Σ s_P (1 − g_P) / L_P;
+    solved for Q this gives Q = f / (1 − f + f·h).
+
+    >>> mix = FraudMix(0.01, PATTERNS)
+    >>> round(mix.fraud_tx_per_moment / mix.tx_per_moment, 6)
+    0.01
+    >>> mix.pick(0.999) is None, mix.pick(0.0).name
+    (True, 'card_testing')
+    """
+
+    def __init__(self, fraud_rate: float, patterns: tuple[Pattern, ...]):
+        total = sum(p.share for p in patterns)
+        shares = [p.share / total for p in patterns]
+        lengths = [p.fraud_tx_per_episode for p in patterns]
+        h = sum(s * (1 - p.genuine_tx_per_episode) / n for s, p, n in zip(shares, patterns, lengths, strict=True))
+        fraud = fraud_rate / (1 - fraud_rate + fraud_rate * h)
+        odds = [s * fraud / n for s, n in zip(shares, lengths, strict=True)]
+        self.patterns = patterns
+        self.cum_odds = list(accumulate(odds))
+        self.fraud_tx_per_moment = fraud
+        self.tx_per_moment = 1 + sum(q * (n + p.genuine_tx_per_episode - 1)
+                                     for q, p, n in zip(odds, patterns, lengths, strict=True))
+
+    def pick(self, u: float) -> Pattern | None:
+        """The pattern a uniform draw ``u`` in [0, 1) starts, or None for a genuine payment."""
+        i = bisect_right(self.cum_odds, u)
+        return self.patterns[i] if i < len(self.patterns) else None
+
+
+def with_drift_pattern(share: float) -> tuple[Pattern, ...]:
+    """The patterns after drift: the new one takes ``share`` of the frauds, the rest keep their mix."""
+    return (*(replace(p, share=p.share * (1 - share)) for p in PATTERNS), replace(DRIFT_PATTERN, share=share))
