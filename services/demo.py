@@ -20,7 +20,7 @@ from services.simulator.publish import Progress, publish
 from services.simulator.traffic import SimulatorConfig
 
 WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS)
-LOUD = {ALERTS, MODEL_VERSIONS, DRIFT_EVENTS}
+LOUD = {ALERTS, MODEL_VERSIONS, DRIFT_EVENTS, DEADLETTER}
 """Topics whose every event is printed; the others are counted."""
 
 
@@ -84,7 +84,7 @@ class LiveView:
         pct = (lambda q: f"{1000 * lat[min(len(lat) - 1, int(q * len(lat)))]:.0f}") if lat else (lambda q: "-")
         c = self.counts
         return (f"[{progress.elapsed_s:5.0f}s] sent {progress.transactions} tx ({progress.frauds} fraud), "
-                f"{progress.labels} labels | valid {c[TRANSACTIONS_VALID]} scored {c[SCORES]} "
+                f"{progress.labels} labels, {progress.corrupted} bad | valid {c[TRANSACTIONS_VALID]} scored {c[SCORES]} "
                 f"({self.decisions['decline']} decline, {self.decisions['review']} review) alerts {c[ALERTS]} "
                 f"dead {c[DEADLETTER]} | latency p50 {pct(0.5)} ms p99 {pct(0.99)} ms | model {self.model}")
 
@@ -111,7 +111,8 @@ async def run_demo(base: Settings, services: list[str], config: SimulatorConfig,
                     raise RuntimeError(f"service {name} exited with {p.returncode}; see {logdir}/{name}.log")
 
     try:
-        progress = await publish(settings, config, rate, asyncio.Event(), duration_s=duration_s, on_tick=tick)
+        progress = await publish(settings, config, rate, asyncio.Event(), duration_s=duration_s, on_tick=tick,
+                                 bad_share=0.01)
         emit(view.summary(progress))
         if progress.caught_up:
             emit("the simulated clock caught up with the real one; stopping")

@@ -9,6 +9,7 @@ from the future, so the publisher stops when the simulated clock catches up with
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,12 +28,31 @@ LABEL_TAIL = 4
 TICK_S = 0.02
 
 
+def corrupt(event_bytes: bytes, rng: random.Random) -> bytes:
+    """What real producers get wrong: a re-send, broken bytes, an impossible amount...
+
+    >>> corrupt(b'{"amount":5.0}', random.Random(1))
+    b'{"amoun'
+    """
+    kind = rng.randrange(5)
+    if kind == 0:
+        return event_bytes  # the same transaction sent twice
+    if kind == 1:
+        return event_bytes[: len(event_bytes) // 2]  # truncated JSON
+    if kind == 2:
+        return event_bytes.replace(b'"amount":', b'"amount":-', 1)
+    if kind == 3:
+        return b"\xff\xfe" + event_bytes  # not UTF-8
+    return event_bytes.replace(b'"currency":"', b'"currency":"X', 1)  # unknown currency
+
+
 @dataclass
 class Progress:
     transactions: int = 0
     labels: int = 0
     frauds: int = 0
     started: float = 0.0
+    corrupted: int = 0
     caught_up: bool = False
     """The simulated clock reached the real one: later events would be from the future."""
 
@@ -59,12 +79,15 @@ async def publish(
     n_transactions: int | None = None,
     duration_s: float | None = None,
     on_tick: Callable[[Progress], None] | None = None,
+    bad_share: float = 0.0,
 ) -> Progress:
     """Publish at ``rate`` transactions per wall second until done, ``stop``, or the clock catches up.
 
     A bounded run (``n_transactions`` or ``duration_s``) also publishes the labels of its
-    transactions that fall due before the real clock.
+    transactions that fall due before the real clock. ``bad_share`` of the transactions
+    are followed by a corrupted copy (see :func:`corrupt`), to show dead-lettering.
     """
+    rng = random.Random(config.seed)
     if duration_s is not None and n_transactions is None:
         n_transactions = max(1, int(duration_s * rate))
     if n_transactions is not None:
@@ -85,10 +108,14 @@ async def publish(
                 break
             batch: list[Out] = []
             while pending is not None and pending.at <= due_event_time and pending.at <= utcnow():
-                batch.append(Out(settings.topic(pending.topic), pending.event.card_id.encode(), encode(pending.event)))
+                out = Out(settings.topic(pending.topic), pending.event.card_id.encode(), encode(pending.event))
+                batch.append(out)
                 if pending.topic.startswith("transactions"):
                     progress.transactions += 1
                     progress.frauds += pending.fraud_pattern is not None
+                    if bad_share and rng.random() < bad_share:
+                        batch.append(Out(out.topic, out.key, corrupt(out.value, rng)))
+                        progress.corrupted += 1
                 else:
                     progress.labels += 1
                 pending = next(stream, None)
