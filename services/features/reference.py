@@ -1,0 +1,138 @@
+"""The feature definitions computed the slow, obvious way: plain lists, whole history.
+
+The yardstick for the Redis store (tests compare the two on the same stream) and a
+feature source for offline evaluation. Same contract as the store: features come from the
+state before the transaction, and applying a transaction twice changes nothing.
+
+>>> ref = ReferenceFeatures()
+>>> tx = Transaction(tx_id="t1", ts="2026-01-05T10:00:00Z", card_id="c1", merchant_id="m1",
+...                  amount=20.0, currency="EUR", channel="pos", mcc="5411", country="FR")
+>>> first = ref.apply(tx)
+>>> first.features["card_tx_count_24h"], first.features["card_merchant_is_new"], first.freshness_s
+(0.0, 1.0, {'card': 2592000.0, 'merchant': 2592000.0})
+>>> ref.apply(tx) == first
+True
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from shared.events import Label, Transaction
+from services.features.definitions import (
+    AGE_CAP_S, FEATURE_NAMES, HOUR, UNKNOWN_TX, FeatureResult, by_entity, epoch_s,
+    history_member, hour_of, transaction_features,
+)  # fmt: skip
+
+@dataclass(frozen=True, order=True)
+class _Past:
+    """One earlier transaction of a card, ordered like the store's history ZSET."""
+
+    ts: float
+    member: str
+    amount: float
+    merchant: str
+    country: str
+    channel: str
+
+
+def _card_feature(
+    aggregation: str, w: int, tx: Transaction, ts: float, rows: list[_Past], first_seen: float | None
+) -> float:
+    inside = [r for r in rows if ts - w < r.ts < ts]
+    amounts = [r.amount for r in inside]
+    previous = inside[-1] if inside else None
+    n, total = len(amounts), 0.0
+    for a in amounts:  # oldest first, like the Lua script, so sums agree to the bit
+        total += a
+    if aggregation == "count":
+        return float(n)
+    if aggregation == "sum":
+        return total
+    if aggregation == "mean":
+        return total / n if n else 0.0
+    if aggregation == "ratio":
+        return tx.amount / (total / n) if n else 1.0
+    if aggregation == "zscore":
+        if n < 2:
+            return 0.0
+        mean = total / n
+        ss = 0.0
+        for a in amounts:
+            ss += (a - mean) * (a - mean)
+        std = math.sqrt(ss / (n - 1))
+        return 0.0 if std <= 1e-9 * mean else (tx.amount - mean) / std
+    if aggregation == "seconds_since_prev":
+        return ts - previous.ts if previous else float(w)
+    if aggregation == "distinct_merchants":
+        return float(len({r.merchant for r in inside}))
+    if aggregation == "merchant_is_new":
+        return 0.0 if first_seen is not None and first_seen < ts else 1.0
+    if aggregation == "country_changed":
+        return float(previous is not None and previous.country != tx.country)
+    if aggregation == "channel_changed":
+        return float(previous is not None and previous.channel != tx.channel)
+    raise ValueError(f"no card aggregation {aggregation!r}")
+
+
+def _merchant_feature(aggregation: str, w: int, ts: float, tx_times: list[float], frauds: dict[str, float]) -> float:
+    hour = hour_of(ts)
+    n = sum(1 for t in tx_times if hour - w // HOUR <= hour_of(t) < hour)
+    if aggregation == "count":
+        return float(n)
+    if aggregation == "fraud_rate":
+        known = sum(1 for labelled_at in frauds.values() if ts - w < labelled_at <= ts)
+        return known / n if n else 0.0
+    raise ValueError(f"no merchant aggregation {aggregation!r}")
+
+
+def _age(ts: float, earlier: list[float]) -> float:
+    return float(min(ts - max(earlier), AGE_CAP_S)) if earlier else float(AGE_CAP_S)
+
+
+class ReferenceFeatures:
+    def __init__(self) -> None:
+        self.history: dict[str, list[_Past]] = defaultdict(list)
+        self.first_seen: dict[tuple[str, str], float] = {}
+        self.merchant_times: dict[str, list[float]] = defaultdict(list)
+        self.frauds: dict[str, dict[str, float]] = defaultdict(dict)
+        self.applied: dict[tuple[str, str], tuple[FeatureResult, str]] = {}
+
+    def apply(self, tx: Transaction) -> FeatureResult:
+        """Features from everything applied before with an earlier ts; then record ``tx``."""
+        if (tx.card_id, tx.tx_id) in self.applied:
+            return self.applied[tx.card_id, tx.tx_id][0]
+        ts = epoch_s(tx.ts)
+        rows = self.history[tx.card_id]
+        first_seen = self.first_seen.get((tx.card_id, tx.merchant_id))
+        times, frauds = self.merchant_times[tx.merchant_id], self.frauds[tx.merchant_id]
+        values = transaction_features(tx)
+        for f in by_entity("card"):
+            values[f.name] = _card_feature(f.aggregation, f.window_s, tx, ts, rows, first_seen)
+        for f in by_entity("merchant"):
+            values[f.name] = _merchant_feature(f.aggregation, f.window_s, ts, times, frauds)
+        result = FeatureResult(
+            features={name: values[name] for name in FEATURE_NAMES},
+            freshness_s={
+                "card": _age(ts, [r.ts for r in rows if r.ts < ts]),
+                "merchant": _age(ts, [t for t in times if hour_of(t) < hour_of(ts)]),
+            },
+        )
+        bisect.insort(rows, _Past(ts, history_member(tx), tx.amount, tx.merchant_id, tx.country, tx.channel))
+        self.first_seen[tx.card_id, tx.merchant_id] = min(ts, first_seen if first_seen is not None else ts)
+        times.append(ts)
+        self.applied[tx.card_id, tx.tx_id] = (result, tx.merchant_id)
+        return result
+
+    def apply_label(self, label: Label) -> str | None:
+        """A fraud label becomes known to its merchant at its earliest ``labelled_at``."""
+        known = self.applied.get((label.card_id, label.tx_id))
+        if known is None:
+            return UNKNOWN_TX
+        if label.is_fraud:
+            frauds = self.frauds[known[1]]
+            frauds[label.tx_id] = min(epoch_s(label.labelled_at), frauds.get(label.tx_id, math.inf))
+        return None
