@@ -64,8 +64,15 @@ async def run_batches(
     settings: Settings,
     stop: asyncio.Event,
     on_idle: Callable[[], Awaitable[list[Out]]] | None = None,
+    ready_to_commit: Callable[[], bool] | None = None,
 ) -> None:
-    """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing."""
+    """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing.
+
+    Offsets are committed after each batch's outputs are acknowledged, or, with
+    ``ready_to_commit``, only after a batch for which it says yes (a stateful consumer
+    commits when its state is saved, so a restart replays what the state lacks).
+    """
+    uncommitted: dict[TopicPartition, int] = {}
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         wait=wait_exponential(multiplier=0.1, max=10),
@@ -77,6 +84,8 @@ async def run_batches(
         if not polled:
             if on_idle is not None:
                 await sender.send(await on_idle())
+                if uncommitted and ready_to_commit is not None and ready_to_commit():
+                    await _commit(service, consumer, uncommitted)
             continue
         records = [r for batch in polled.values() for r in batch]
         started = time.perf_counter()
@@ -85,13 +94,20 @@ async def run_batches(
                 outs = await handler(records)
                 await sender.send(outs)
         _count(service, records, outs)
-        try:
-            await consumer.commit(_next_offsets(records))
-        except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance took the partitions away; their new owner replays the batch and
-            # idempotent handlers make that harmless.
-            log.warning("%s: commit skipped after rebalance: %s", service, exc)
+        uncommitted.update(_next_offsets(records))
+        if ready_to_commit is None or ready_to_commit():
+            await _commit(service, consumer, uncommitted)
         metrics.BATCH_SECONDS.labels(service).observe(time.perf_counter() - started)
+
+
+async def _commit(service: str, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    try:
+        await consumer.commit(dict(offsets))
+    except (CommitFailedError, IllegalStateError) as exc:
+        # A rebalance took the partitions away; their new owner replays the batch and
+        # idempotent handlers make that harmless.
+        log.warning("%s: commit skipped after rebalance: %s", service, exc)
+    offsets.clear()
 
 
 def _count(service: str, records: list[ConsumerRecord], outs: list[Out]) -> None:
@@ -140,4 +156,5 @@ async def run_service(
         handler = make_handler(clients)
         log.info("%s: consuming %s", service, ", ".join(settings.topic(t) for t in inputs))
         await run_batches(service, clients.consumer, clients.sender, handler, settings, stop,
-                          on_idle=getattr(handler, "on_idle", None))
+                          on_idle=getattr(handler, "on_idle", None),
+                          ready_to_commit=getattr(handler, "ready_to_commit", None))

@@ -24,6 +24,8 @@ partition shares, within a further ``PARTITION_SKEW_S`` of the newest anywhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dataclasses
 import hashlib
 import math
@@ -74,6 +76,13 @@ class Watermark:
     def reason(self, ts: datetime | float) -> str:
         behind = self.newest - epoch_s(ts)
         return f"too late: {behind:.0f}s behind the partition's newest event, limit {self.max_lateness_s:.0f}s"
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    ts: float
+    """The transaction's event time, epoch seconds."""
+    features: dict[str, float]
 
 
 class _Script:
@@ -215,11 +224,11 @@ class FeatureStore:
         queue(pipe)
         return pipe
 
-    async def _card_parts(self, keys: list[tuple[str, str]]) -> list[tuple[str, str, str] | None]:
-        """(version, values, merchant_id) of each stored card part, or None."""
+    async def _card_parts(self, keys: list[tuple[str, str]]) -> list[tuple[str, str, str, float] | None]:
+        """(version, values, merchant_id, ts) of each stored card part, or None."""
         replies = await self._execute(lambda pipe: [pipe.get(self._key("card", c, "fv", t)) for c, t in keys])
         parts = [_text(r).split("|", 4) if r is not None else None for r in replies]
-        return [(p[0], p[3], p[4]) if p else None for p in parts]
+        return [(p[0], p[3], p[4], float(p[1])) if p else None for p in parts]
 
     async def apply_labels(self, labels: list[Label]) -> list[str | None]:
         """Record fraud labels where the merchant features will see them.
@@ -243,7 +252,11 @@ class FeatureStore:
                          repr(epoch_s(label.labelled_at)), label.tx_id)  # fmt: skip
 
     async def lookup_vectors(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, float] | None]:
-        """The full feature vector each (card_id, tx_id) was given, or None if unknown or expired.
+        """The full feature vector each (card_id, tx_id) was given, or None if unknown or expired."""
+        return {tx_id: (found.features if found else None) for tx_id, found in (await self.lookup(keys)).items()}
+
+    async def lookup(self, keys: list[tuple[str, str]]) -> dict[str, StoredVector | None]:
+        """What each (card_id, tx_id) was scored with, and when it happened; None if unknown.
 
         Two round trips: the card parts, which name the merchant and the feature-set
         version, then the merchant parts (and, rarely, the names of an older version).
@@ -252,9 +265,10 @@ class FeatureStore:
         merchants = await self._execute(
             lambda pipe: [pipe.get(self._key("merchant", part[2], "fv", tx_id)) for tx_id, part in found]
         )
-        await self._learn_layouts({version for _, (version, _, _) in found})
-        vectors: dict[str, dict[str, float] | None] = {tx_id: None for _, tx_id in keys}
-        for (tx_id, (version, card_values, _)), merchant in zip(found, merchants):
+        await self._learn_layouts({part[0] for _, part in found})
+        vectors: dict[str, StoredVector | None] = {tx_id: None for _, tx_id in keys}
+        for (tx_id, (version, card_values, _, ts)), merchant in zip(found, merchants):
             if merchant is not None:
-                vectors[tx_id] = self._vector(version, card_values, _text(merchant).split("|")[1])
+                features = self._vector(version, card_values, _text(merchant).split("|")[1])
+                vectors[tx_id] = StoredVector(ts, features) if features is not None else None
         return vectors

@@ -1,0 +1,191 @@
+"""learner wiring: labels (explicit, and implicit genuine ones at maturity) joined to the
+features each transaction was scored with; versions published every N labels or T seconds.
+
+Offsets are committed only when a version is published, so after a restart the learner
+resumes from its last snapshot and relearns exactly what the snapshot lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import ConsumerRecord
+
+from shared import metrics
+from shared.codec import DecodeError, decode, encode
+from shared.events import Label, ModelVersionPublished
+from shared.kafka import Out
+from shared.runner import Clients, dead_letter, run_batches
+from shared.settings import Settings
+from shared.topics import LABELS, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
+from services.features.store import FeatureStore
+from services.learner.trainer import Trainer, sampled
+from services.model import registry
+from services.model.artifacts import ArtifactError, ArtifactStore, dump, load_verified, make_store
+from services.model.fraud_model import FraudModel
+
+SERVICE = "learner"
+log = logging.getLogger(__name__)
+MATURED_PER_BATCH = 2000
+
+
+class Learner:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, features: FeatureStore,
+                 artifacts: ArtifactStore, trainer: Trainer, history: list[ModelVersionPublished]):
+        self.settings, self.redis, self.features, self.artifacts = settings, redis, features, artifacts
+        self.trainer = trainer
+        self.history = history
+        current = registry.champion(history)
+        self.version = current.version if current else None
+        self.pending_key = f"{settings.redis_prefix}:learner:pending"
+        self.watermark = 0.0  # newest transaction event time seen, epoch seconds
+        self._new_pending: dict[str, float] = {}
+        # announcements already known at start-up: replaying them must not roll the model back
+        self.known = {(e.version, e.published_at) for e in history}
+        self.last_publish = time.monotonic()
+        self.published = False
+        self.topics = {t: settings.topic(t) for t in (LABELS, TRANSACTIONS_ENRICHED, MODEL_VERSIONS)}
+
+    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
+        outs: list[Out] = []
+        labels: list[tuple[ConsumerRecord | None, Label]] = []
+        for record in records:
+            if record.topic == self.topics[TRANSACTIONS_ENRICHED]:
+                self._note_transaction(record)
+            elif record.topic == self.topics[MODEL_VERSIONS]:
+                await self._follow(record)
+            else:
+                try:
+                    labels.append((record, decode(record.value, Label)))
+                except DecodeError as exc:
+                    outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
+        await self._flush_pending([label for _, label in labels])
+        labels += await self._matured()
+        outs += await self._learn(labels)
+        return outs + await self._maybe_publish()
+
+    async def on_idle(self) -> list[Out]:
+        return await self._maybe_publish()
+
+    def ready_to_commit(self) -> bool:
+        published, self.published = self.published, False
+        return published
+
+    # --- implicit genuine labels: a sampled transaction with no label after maturity
+
+    def _note_transaction(self, record: ConsumerRecord) -> None:
+        tx = orjson.loads(record.value)["transaction"]  # features already validated this event
+        ts = datetime.fromisoformat(tx["ts"]).timestamp()
+        self.watermark = max(self.watermark, ts)
+        if sampled(tx["tx_id"], self.settings.genuine_sample_rate):
+            self._new_pending[f"{tx['card_id']}|{tx['tx_id']}"] = ts
+
+    async def _flush_pending(self, labels: list[Label]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        if self._new_pending:
+            pipe.zadd(self.pending_key, self._new_pending, nx=True)
+        if labels:
+            pipe.zrem(self.pending_key, *(f"{lb.card_id}|{lb.tx_id}" for lb in labels))
+        if pipe:
+            pipe.expire(self.pending_key, int(self.settings.label_maturity_s + self.settings.feature_ttl_s))
+            await pipe.execute()
+        self._new_pending = {}
+
+    async def _matured(self) -> list[tuple[None, Label]]:
+        cutoff = self.watermark - self.settings.label_maturity_s
+        members = await self.redis.zrangebyscore(self.pending_key, "-inf", cutoff, start=0, num=MATURED_PER_BATCH)
+        if not members:
+            return []
+        await self.redis.zrem(self.pending_key, *members)
+        now = datetime.now(UTC)
+        return [(None, Label(tx_id=m.decode().split("|", 1)[1], card_id=m.decode().split("|", 1)[0],
+                             is_fraud=False, labelled_at=now, source="maturity")) for m in members]
+
+    # --- learning
+
+    async def _learn(self, labels: list[tuple[ConsumerRecord | None, Label]]) -> list[Out]:
+        if not labels:
+            return []
+        found = await self.features.lookup([(lb.card_id, lb.tx_id) for _, lb in labels])
+        outs = []
+        for record, label in labels:
+            stored = found.get(label.tx_id)
+            if stored is None:
+                if record is not None:  # explicit labels only: a matured one simply expired
+                    reason = f"unknown or expired tx_id: no stored features for {label.tx_id} on card {label.card_id}"
+                    outs.append(dead_letter(self.settings, SERVICE, record, reason))
+                continue
+            ts = datetime.fromtimestamp(stored.ts, UTC)
+            metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - stored.ts))
+            self.trainer.learn(label.tx_id, stored.features, label.is_fraud, ts)
+        return outs
+
+    async def _follow(self, record: ConsumerRecord) -> None:
+        """A champion announced by somebody else (promote, rollback) becomes what we train."""
+        try:
+            event = decode(record.value, ModelVersionPublished)
+        except DecodeError:
+            return
+        if (event.version, event.published_at) in self.known:
+            return
+        self.known.add((event.version, event.published_at))
+        self.history.append(event)
+        if event.status != "champion" or event.version == self.version:
+            return
+        try:
+            self.trainer.model = await load_verified(self.artifacts, event.artifact_ref, event.artifact_sha256)
+        except ArtifactError as exc:
+            log.error("cannot follow champion %s: %s", event.version, exc)
+            return
+        self.version = event.version
+        log.info("training continues from %s (%s)", event.version, event.reason)
+
+    async def _maybe_publish(self) -> list[Out]:
+        due = self.trainer.learned_since_publish >= self.settings.publish_every_labels or (
+            self.trainer.learned_since_publish and time.monotonic() - self.last_publish >= self.settings.publish_every_s
+        )
+        if not due:
+            return []
+        version = registry.next_version(self.history)
+        blob, sha = dump(self.trainer.model)
+        ref = await self.artifacts.put(version, blob)
+        event = ModelVersionPublished(
+            version=version, parent=self.version, reason="periodic" if self.version else "initial",
+            status="champion", training_window=self.trainer.window(), metrics=self.trainer.metrics.as_dict(),
+            artifact_ref=ref, artifact_sha256=sha,
+        )
+        self.history.append(event)
+        self.known.add((event.version, event.published_at))
+        self.version = version
+        self.trainer.learned_since_publish = 0
+        self.last_publish = time.monotonic()
+        self.published = True
+        log.info("published %s after %d labels", version, event.training_window.labels_seen)
+        return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event))]
+
+
+async def start_learner(settings: Settings, clients: Clients) -> Learner:
+    """Resume from the champion on ``model.versions``, or start a fresh model."""
+    artifacts = make_store(settings, clients.redis)
+    history = await registry.history(settings)
+    model = FraudModel(genuine_rate=settings.genuine_sample_rate)
+    current = registry.champion(history)
+    if current is not None:
+        try:
+            model = await load_verified(artifacts, current.artifact_ref, current.artifact_sha256)
+        except ArtifactError as exc:
+            log.error("champion %s cannot be loaded (%s); starting a fresh model", current.version, exc)
+    trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold)
+    return Learner(settings, clients.redis, FeatureStore(clients.redis, settings), artifacts, trainer, history)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    async with Clients(settings, SERVICE, (LABELS, TRANSACTIONS_ENRICHED, MODEL_VERSIONS)) as clients:
+        learner = await start_learner(settings, clients)
+        await run_batches(SERVICE, clients.consumer, clients.sender, learner, settings, stop,
+                          on_idle=learner.on_idle, ready_to_commit=learner.ready_to_commit)

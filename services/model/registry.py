@@ -1,0 +1,58 @@
+"""The history of model versions, read from ``model.versions`` (the topic is the registry)."""
+
+from __future__ import annotations
+
+import re
+
+from aiokafka import TopicPartition
+
+from shared.codec import DecodeError, decode
+from shared.events import ModelVersionPublished
+from shared.kafka import make_consumer
+from shared.settings import Settings
+from shared.topics import MODEL_VERSIONS, TOPICS
+
+
+async def history(settings: Settings) -> list[ModelVersionPublished]:
+    """Every readable announcement, oldest first."""
+    consumer = make_consumer(settings, group=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(settings.topic(MODEL_VERSIONS), p)
+                      for p in range(TOPICS[MODEL_VERSIONS].partitions or 1)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        events = []
+        while await behind(consumer, end):
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                for record in batch:
+                    try:
+                        events.append(decode(record.value, ModelVersionPublished))
+                    except DecodeError:
+                        continue
+        return sorted(events, key=lambda e: e.published_at)
+    finally:
+        await consumer.stop()
+
+
+async def behind(consumer, end: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer has yet to reach ``end`` on any partition."""
+    for tp, offset in end.items():
+        if await consumer.position(tp) < offset:
+            return True
+    return False
+
+
+def champion(events: list[ModelVersionPublished]) -> ModelVersionPublished | None:
+    """The version in service: the latest announced champion."""
+    return next((e for e in reversed(events) if e.status == "champion"), None)
+
+
+def next_version(events: list[ModelVersionPublished]) -> str:
+    """
+    >>> next_version([])
+    'v1'
+    """
+    numbers = [int(m.group(1)) for e in events if (m := re.fullmatch(r"v(\d+)", e.version))]
+    return f"v{max(numbers, default=0) + 1}"

@@ -1,0 +1,92 @@
+"""The models a scoring replica holds, kept current from ``model.versions``.
+
+Every replica reads the whole topic (no consumer group), so each one hot-swaps when a
+version is announced. An artifact that is missing or fails its sha256 is refused with a
+log line and the model in service stays; scoring never waits for a swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+
+from shared import metrics
+from shared.codec import DecodeError, decode
+from shared.events import ModelVersionPublished
+from shared.kafka import make_consumer
+from shared.settings import Settings
+from shared.topics import MODEL_VERSIONS, TOPICS
+from services.model.registry import behind
+from services.model.artifacts import ArtifactError, ArtifactStore, load_verified
+from services.model.fraud_model import FraudModel
+
+log = logging.getLogger(__name__)
+UNTRAINED = "untrained"
+
+
+@dataclass
+class Slot:
+    version: str
+    model: FraudModel
+
+
+class ModelSlots:
+    """The champion (always) and the challenger (when one is being evaluated)."""
+
+    def __init__(self, settings: Settings, store: ArtifactStore):
+        self.settings = settings
+        self.store = store
+        self.champion = Slot(UNTRAINED, FraudModel(genuine_rate=settings.genuine_sample_rate))
+        self.challenger: Slot | None = None
+        self.refused: list[str] = []
+
+    async def apply(self, event: ModelVersionPublished) -> None:
+        if event.status in ("rejected", "retired"):
+            if self.challenger is not None and self.challenger.version == event.version:
+                self.challenger = None
+            return
+        current = self.champion if event.status == "champion" else self.challenger
+        if current is not None and current.version == event.version:
+            return
+        try:
+            model = await load_verified(self.store, event.artifact_ref, event.artifact_sha256)
+        except ArtifactError as exc:
+            self.refused.append(event.version)
+            log.error("refused model %s (%s): %s; keeping %s", event.version, event.status, exc,
+                      self.champion.version)
+            return
+        slot = Slot(event.version, model)
+        if event.status == "champion":
+            metrics.MODEL_VERSION.labels(self.champion.version).set(0)
+            self.champion = slot
+            metrics.MODEL_VERSION.labels(slot.version).set(1)
+            if self.challenger is not None and self.challenger.version == event.version:
+                self.challenger = None  # promoted
+        else:
+            self.challenger = slot
+        log.info("now serving %s %s", event.status, event.version)
+
+    async def follow(self, stop: asyncio.Event, ready: asyncio.Event) -> None:
+        """Apply every announced version; ``ready`` is set once the history is read."""
+        consumer = make_consumer(self.settings, group=None)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.settings.topic(MODEL_VERSIONS), p)
+                          for p in range(TOPICS[MODEL_VERSIONS].partitions or 1)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            while not stop.is_set():
+                for batch in (await consumer.getmany(timeout_ms=100)).values():
+                    for record in batch:
+                        try:
+                            await self.apply(decode(record.value, ModelVersionPublished))
+                        except DecodeError as exc:
+                            log.error("unreadable model.versions record at offset %d: %s", record.offset, exc)
+                if not ready.is_set() and not await behind(consumer, end):
+                    ready.set()
+        finally:
+            await consumer.stop()
