@@ -218,6 +218,50 @@ def bench(
     typer.echo(json.dumps(dataclasses.asdict(figures)) if as_json else "\n".join(figures.lines()))
 
 
+models_app = typer.Typer(help="List model versions, promote one, roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every announcement on model.versions, oldest first; * marks the champion."""
+    from services.model import registry
+
+    history = asyncio.run(registry.history(Settings()))
+    current = registry.champion(history)
+    for e in history:
+        mark = "*" if current is not None and e is current else " "
+        ap = e.metrics.get("average_precision")
+        typer.echo(f"{mark} {e.version:<8} {e.status:<10} {e.reason:<9} parent={e.parent or '-':<8} "
+                   f"labels={e.training_window.labels_seen:<7} AP={'-' if ap is None else f'{ap:.3f}'} "
+                   f"{e.published_at:%Y-%m-%d %H:%M:%S}")
+
+
+@models_app.command()
+def promote(version: str) -> None:
+    """Make VERSION the champion (every scoring replica and the learner follow)."""
+    from services.model.operations import NoSuchVersion, promote as do_promote
+
+    try:
+        event = asyncio.run(do_promote(Settings(), version))
+    except NoSuchVersion as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"promoted {event.version} (was {event.parent})")
+
+
+@models_app.command()
+def rollback() -> None:
+    """Make the previous champion the champion again."""
+    from services.model.operations import NoSuchVersion, rollback as do_rollback
+
+    try:
+        event = asyncio.run(do_rollback(Settings()))
+    except NoSuchVersion as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"rolled back to {event.version} (was {event.parent})")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,63 @@
+"""What ops do with model versions: list them, promote one, roll back. Each action is an
+event on ``model.versions``; every scoring replica and the learner follow it.
+
+>>> from shared.events import ModelVersionPublished as V
+>>> h = [V(version="v1", reason="initial", status="champion", artifact_ref="r1", artifact_sha256="a" * 64),
+...      V(version="v2", parent="v1", reason="periodic", status="champion", artifact_ref="r2", artifact_sha256="b" * 64)]
+>>> rollback_target(h).version
+'v1'
+"""
+
+from __future__ import annotations
+
+from shared.codec import encode
+from shared.events import ModelVersionPublished, utcnow
+from shared.kafka import make_producer
+from shared.settings import Settings
+from shared.topics import MODEL_VERSIONS
+from services.model import registry
+
+
+class NoSuchVersion(LookupError):
+    pass
+
+
+def latest_of(history: list[ModelVersionPublished], version: str) -> ModelVersionPublished:
+    for event in reversed(history):
+        if event.version == version and event.status != "rejected":
+            return event
+    raise NoSuchVersion(f"no usable version {version!r} on {MODEL_VERSIONS}")
+
+
+def rollback_target(history: list[ModelVersionPublished]) -> ModelVersionPublished:
+    """The champion before the current one."""
+    current = registry.champion(history)
+    if current is None:
+        raise NoSuchVersion("no champion to roll back from")
+    for event in reversed(history):
+        if event.status == "champion" and event.version != current.version:
+            return event
+    raise NoSuchVersion(f"{current.version} has no earlier champion")
+
+
+async def announce(settings: Settings, source: ModelVersionPublished, reason: str) -> ModelVersionPublished:
+    current = registry.champion(await registry.history(settings))
+    event = source.model_copy(update={
+        "status": "champion", "reason": reason, "parent": current.version if current else None,
+        "published_at": utcnow(),
+    })
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(MODEL_VERSIONS), encode(event), key=event.version.encode())
+    finally:
+        await producer.stop()
+    return event
+
+
+async def promote(settings: Settings, version: str) -> ModelVersionPublished:
+    return await announce(settings, latest_of(await registry.history(settings), version), "promote")
+
+
+async def rollback(settings: Settings) -> ModelVersionPublished:
+    return await announce(settings, rollback_target(await registry.history(settings)), "rollback")
