@@ -118,7 +118,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
 async def run_bench(settings: Settings, env: dict[str, str], logdir: Path, stage: str, n: int,
                     offered: float, latency_s: float) -> Figures:
     services, output = STAGES[stage]
-    await send_all(settings, payloads(n, rate_hint=offered))
+    m = int(offered * latency_s)
+    # One stream: the backlog, then the paced tail, so event time only moves forward.
+    stream = payloads(n + m, rate_hint=offered)
+    backlog, tail = stream[:n], stream[n:]
+    await send_all(settings, backlog)
     procs = start_services(list(services), env, logdir)
     try:
         drained = await (await OutputCounter(settings, output, from_end=False).start()).until(n, 60 + n / 500)
@@ -126,11 +130,9 @@ async def run_bench(settings: Settings, env: dict[str, str], logdir: Path, stage
         span = drained.last - drained.first
         throughput = (drained.seen - 1) / span if span > 0 else 0.0
         # Latency at a fixed offered load, on the same running services.
-        m = int(offered * latency_s)
-        batch = payloads(m, rate_hint=offered, seed=12)
         counter = await OutputCounter(settings, output, from_end=True).start()
         waiting = asyncio.create_task(counter.until(m, 60 + latency_s))
-        await paced(settings, batch, offered)
+        await paced(settings, tail, offered)
         await waiting
     finally:
         stop_services(procs)

@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     psi_threshold: float = 0.2
     ks_alpha: float = 0.001
     retrain_cooldown_s: float = 600.0
+    """At most one retrain request per this many seconds of event time."""
+    drift_window: int = Field(2000, ge=100)
+    """Rows in the reference window (the first after a new champion) and in the sliding current one."""
+    drift_evaluate_every: int = Field(250, ge=1)
+    drift_bins: int = Field(10, ge=2)
+    drift_sample_every: int = Field(1, ge=1)
+    """Keep 1 in N transactions (by tx_id hash) in the drift windows, so they span more time at high rates."""
+    drift_rearm_fraction: float = Field(0.5, gt=0, le=1)
+    performance_window: int = Field(1000, ge=10)
+    performance_evaluate_every: int = Field(100, ge=1)
+    performance_min_frauds: int = Field(20, ge=1)
+    ap_drop_threshold: float = Field(0.1, gt=0)
+    adwin_delta: float = Field(0.002, gt=0, lt=1)
+    recent_scores: int = Field(200_000, ge=1)
+    retrain_min_features: int = Field(3, ge=1)
 
     # --- ops
     metrics_port: int = 0

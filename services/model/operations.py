@@ -19,7 +19,7 @@ from services.model import registry
 
 
 class NoSuchVersion(LookupError):
-    pass
+    """The version asked for is not on ``model.versions`` (or cannot serve)."""
 
 
 def latest_of(history: list[ModelVersionPublished], version: str) -> ModelVersionPublished:

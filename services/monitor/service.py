@@ -1,0 +1,159 @@
+"""monitor wiring: live distributions and labelled outcomes in, drift events and retrain requests out.
+
+- ``transactions.enriched`` → feature drift (every feature of the feature vector);
+- ``scores`` → score drift and alert-rate drift, and the score each transaction got,
+  kept for the label join (the latest ``recent_scores`` of them, ~250 bytes each: labels
+  later than that many scores go unmatched);
+- ``labels`` → joined to that score → performance drift of the champion; a label whose
+  score is no longer remembered is counted (``fraudstream_labels_unmatched``), not
+  dead-lettered: the learner already dead-letters unknown labels;
+- ``model.versions`` → a new champion restarts every reference window.
+
+Outputs: ``drift.events`` (keyed by kind) and ``model.retrain`` (keyed by request_id).
+The maths lives in ``detectors.py`` and ``windows.py``; this module only routes.
+
+State is in memory, and the monitor runs as ONE replica: its windows must see the whole
+stream (a second member of the group would see half of it and judge it wrongly). After a
+restart the windows refill from the committed offsets: the reference becomes the first
+``drift_window`` events after the restart, and until the next champion announcement every
+score counts, whatever its model version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from aiokafka import ConsumerRecord
+from prometheus_client import Gauge
+
+from shared import metrics
+from shared.codec import DecodeError, decode, encode
+from shared.events import (
+    EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, Score,
+)
+from shared.kafka import Out
+from shared.runner import dead_letter, run_service
+from shared.settings import Settings
+from shared.topics import DRIFT_EVENTS, LABELS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
+from services.monitor.detectors import (
+    Detection, DistributionDrift, MonitorConfig, PerformanceDrift, RetrainPolicy, ScoreDrift, describe,
+)
+from services.monitor.windows import RecentScores, sampled
+
+SERVICE = "monitor"
+INPUTS = (TRANSACTIONS_ENRICHED, SCORES, LABELS, MODEL_VERSIONS)
+log = logging.getLogger(__name__)
+
+PERFORMANCE = Gauge("fraudstream_monitor_performance",
+                    "The champion's rolling metrics over its latest labelled transactions", ["metric"])
+
+
+class Monitor:
+    """The batch handler: decode each record, hand it to its detector, publish what they find."""
+
+    def __init__(self, settings: Settings, config: MonitorConfig):
+        self.settings = settings
+        self.config = config
+        self.features = DistributionDrift("feature", config)
+        self.scores = ScoreDrift(config)
+        self.performance = PerformanceDrift(config)
+        self.policy = RetrainPolicy(config.retrain_cooldown_s, config.retrain_min_features)
+        self.recent = RecentScores(config.recent_scores)
+        self.champion: str | None = None
+        self.scored_by: str | None = None
+        """The model version of the latest score: named in drift events until a champion is known."""
+        self.clock: datetime | None = None
+        """Event time: the newest transaction ts seen. Cool-downs run on it, so replays match."""
+        self.routes = {
+            settings.topic(TRANSACTIONS_ENRICHED): (EnrichedTransaction, self.on_enriched),
+            settings.topic(SCORES): (Score, self.on_score),
+            settings.topic(LABELS): (Label, self.on_label),
+            settings.topic(MODEL_VERSIONS): (ModelVersionPublished, self.on_model_version),
+        }
+        self._last_batch: tuple[tuple, list[Out]] = ((), [])
+
+    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
+        batch = tuple((r.topic, r.partition, r.offset) for r in records)
+        if batch == self._last_batch[0]:
+            # The runner retries a batch whose outputs failed to send; the windows already
+            # hold it, so send the same outputs again instead of counting it twice.
+            return self._last_batch[1]
+        outs: list[Out] = []
+        for record in records:
+            event_type, handle = self.routes[record.topic]
+            try:
+                if record.value is None:
+                    raise DecodeError("empty message (no value)")
+                event = decode(record.value, event_type)
+            except DecodeError as exc:
+                outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
+                continue
+            for detection in handle(event):
+                outs.append(self._drift(detection))
+            request = self.policy.due(self.clock)
+            if request is not None:
+                outs.append(self._retrain(request))
+        PERFORMANCE.labels("labels_joined").set(self.performance.labels)
+        for name, value in self.performance.metrics.items():
+            PERFORMANCE.labels(name).set(value)
+        self._last_batch = (batch, outs)
+        return outs
+
+    def on_enriched(self, event: EnrichedTransaction) -> list[Detection]:
+        tx = event.transaction
+        self._advance(tx.ts)
+        if not sampled(tx.tx_id, self.config.drift_sample_every):
+            return []
+        return self.features.update(event.features, tx.ts)
+
+    def on_score(self, score: Score) -> list[Detection]:
+        self._advance(score.ts)
+        self.recent.add(score.tx_id, score.score, score.model_version)
+        self.scored_by = score.model_version
+        if self.champion not in (None, score.model_version):
+            return []  # an older model's score still in flight after a promotion
+        if not sampled(score.tx_id, self.config.drift_sample_every):
+            return []
+        return self.scores.update(score.score, score.ts)
+
+    def on_label(self, label: Label) -> list[Detection]:
+        joined = self.recent.pop(label.tx_id)
+        if joined is None:
+            metrics.LABELS_UNMATCHED.labels(SERVICE).inc()
+            return []
+        score, version = joined
+        if self.champion not in (None, version):
+            return []  # says how a retired model did: not the champion's performance
+        return self.performance.update(score, label.is_fraud, label.labelled_at)
+
+    def on_model_version(self, published: ModelVersionPublished) -> list[Detection]:
+        if published.status != "champion" or published.version == self.champion:
+            return []  # challengers and re-deliveries change nothing
+        log.info("monitor: champion %s (was %s): references restart", published.version, self.champion)
+        self.champion = published.version
+        for detector in (self.features, self.scores, self.performance):
+            detector.reset()
+        self.policy.disarm()
+        return []
+
+    def _advance(self, ts: datetime) -> None:
+        if self.clock is None or ts > self.clock:
+            self.clock = ts
+
+    def _drift(self, detection: Detection) -> Out:
+        drift = detection.event(self.champion or self.scored_by)
+        metrics.DRIFT_EVENTS.labels(drift.kind).inc()
+        log.warning("monitor: %s", describe(drift))
+        self.policy.arm(drift, features_drifted=len(self.features.drifted))
+        return Out(self.settings.topic(DRIFT_EVENTS), drift.kind.encode(), encode(drift))
+
+    def _retrain(self, request: RetrainRequested) -> Out:
+        log.warning("monitor: retrain requested (%s)", request.reason)
+        return Out(self.settings.topic(MODEL_RETRAIN), request.request_id.encode(), encode(request))
+
+
+async def run(settings: Settings, stop: asyncio.Event, config: MonitorConfig | None = None) -> None:
+    config = config or MonitorConfig.from_settings(settings)
+    await run_service(SERVICE, settings, INPUTS, lambda clients: Monitor(settings, config), stop)
