@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 import signal
 import sys
@@ -30,16 +29,6 @@ SERVICES = {
     "learner": "services.learner.service",
     "monitor": "services.monitor.service",
 }
-
-
-def available_services() -> list[str]:
-    def exists(module: str) -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            return False
-
-    return [name for name, module in SERVICES.items() if exists(module)]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -188,10 +177,8 @@ def up(
     base = Settings() if external else Settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
     configure_logging(base)
     config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
-    try:
-        asyncio.run(run_demo(base, available_services(), config, rate, duration, external))
-    except KeyboardInterrupt:
-        typer.echo("stopped")
+    run_until_signal(lambda stop: run_demo(base, list(SERVICES), config, rate, duration, external, stop))
+    typer.echo("stopped; services and the local stack are shut down")
 
 
 @app.command()

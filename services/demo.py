@@ -4,6 +4,7 @@ and a live view of what comes out (alerts as they happen, a summary line every f
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from services.console import line
 from services.simulator.publish import Progress, publish
 from services.simulator.traffic import SimulatorConfig
 
+DEMO_ENV = {"FRAUDSTREAM_PUBLISH_EVERY_S": "10", "FRAUDSTREAM_PUBLISH_EVERY_LABELS": "200"}
 WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS)
 LOUD = {ALERTS, MODEL_VERSIONS, DRIFT_EVENTS, DEADLETTER}
 """Topics whose every event is printed; the others are counted."""
@@ -33,14 +35,18 @@ def start_services(names: list[str], env: dict[str, str], logdir: Path) -> list[
     return procs
 
 
-def stop_services(procs: list[subprocess.Popen]) -> None:
+def stop_services(procs: list[subprocess.Popen], grace_s: float = 15.0) -> None:
+    """SIGTERM (services drain and commit), then SIGKILL whatever is left after ``grace_s``."""
     for p in procs:
-        p.terminate()
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + grace_s
     for p in procs:
         try:
-            p.wait(timeout=15)
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
 
 
 class LiveView:
@@ -90,10 +96,12 @@ class LiveView:
 
 
 async def run_demo(base: Settings, services: list[str], config: SimulatorConfig, rate: float,
-                   duration_s: float | None, external: bool, emit=print) -> None:
+                   duration_s: float | None, external: bool, stop_demo: asyncio.Event, emit=print) -> None:
     stack = None if external else LocalStack(base).start()
     settings = base if stack is None else stack.settings
-    env = stack.env() if stack is not None else None
+    env = stack.env() if stack is not None else dict(os.environ)
+    # A demo should show versions within seconds; the user's own settings still win.
+    env = DEMO_ENV | env
     logdir = (stack.workdir if stack is not None else Path("."))
     emit(f"broker {settings.kafka_bootstrap}, redis {settings.redis_url}; service logs in {logdir}/")
     procs = start_services(services, env, logdir)
@@ -111,14 +119,15 @@ async def run_demo(base: Settings, services: list[str], config: SimulatorConfig,
                     raise RuntimeError(f"service {name} exited with {p.returncode}; see {logdir}/{name}.log")
 
     try:
-        progress = await publish(settings, config, rate, asyncio.Event(), duration_s=duration_s, on_tick=tick,
+        progress = await publish(settings, config, rate, stop_demo, duration_s=duration_s, on_tick=tick,
                                  bad_share=0.01)
         emit(view.summary(progress))
         if progress.caught_up:
             emit("the simulated clock caught up with the real one; stopping")
     finally:
+        emit("stopping: services first (they commit), then the local stack")
         stop.set()
         await viewer
-        stop_services(procs)
+        stop_services(procs)  # before the broker: a client whose broker is gone cannot close
         if stack is not None:
             stack.stop()

@@ -29,6 +29,7 @@ from shared.topics import DEADLETTER
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_S = 10.0
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, KafkaConnectionError, KafkaTimeoutError, OSError)
 
 
@@ -139,9 +140,12 @@ class Clients:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.consumer.stop()
-        await self.producer.stop()
-        await self.redis.aclose()
+        # Bounded: with the broker gone, a client's stop retries forever.
+        for closing in (self.consumer.stop(), self.producer.stop(), self.redis.aclose()):
+            try:
+                await asyncio.wait_for(closing, SHUTDOWN_S)
+            except (asyncio.TimeoutError, *TRANSIENT) as exc:
+                log.warning("shutdown: a client did not close cleanly: %r", exc)
 
 
 async def run_service(
