@@ -30,6 +30,7 @@ STAGES = {
     "ingest": (("ingest",), TRANSACTIONS_VALID),
     "features": (("ingest", "features"), TRANSACTIONS_ENRICHED),
     "pipeline": (("ingest", "features", "scoring"), SCORES),
+    "scoring": (("scoring",), SCORES),
 }
 
 
@@ -59,6 +60,25 @@ def payloads(n: int, rate_hint: float, seed: int = 11) -> list[Out]:
                       rate_hint, n / rate_hint)
     return [Out(TRANSACTIONS_RAW, e.event.card_id.encode(), encode(e.event))
             for e in simulate(config, n) if e.topic == TRANSACTIONS_RAW]
+
+
+def enriched_payloads(n: int, rate_hint: float) -> list[Out]:
+    """N enriched transactions (features from the reference implementation), for the
+    scoring stage alone."""
+    from services.features.reference import ReferenceFeatures
+    from shared.events import EnrichedTransaction, Transaction
+
+    reference = ReferenceFeatures()
+    config = anchored(SimulatorConfig(seed=11, n_cards=20_000, n_merchants=2_000, label_genuine=False),
+                      rate_hint, n / rate_hint)
+    outs = []
+    for e in simulate(config, n):
+        if isinstance(e.event, Transaction):
+            r = reference.apply(e.event)
+            enriched = EnrichedTransaction(transaction=e.event, features=r.features, feature_set_version="bench",
+                                           freshness_s=r.freshness_s)
+            outs.append(Out(TRANSACTIONS_ENRICHED, e.event.card_id.encode(), encode(enriched)))
+    return outs
 
 
 def cpu_seconds(pid: int) -> float:
@@ -127,7 +147,7 @@ async def run_bench(settings: Settings, env: dict[str, str], logdir: Path, stage
     services, output = STAGES[stage]
     m = int(offered * latency_s)
     # One stream: the backlog, then the paced tail, so event time only moves forward.
-    stream = payloads(n + m, rate_hint=offered)
+    stream = (enriched_payloads if stage == "scoring" else payloads)(n + m, rate_hint=offered)
     backlog, tail = stream[:n], stream[n:]
     await send_all(settings, backlog)
     procs = start_services(list(services), env, logdir)

@@ -19,6 +19,11 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 MODEL_VERSION = Gauge("fraudstream_model_version_info", "Model version in service (1 = current)", ["version"])
+MODEL_SWAP_SECONDS = Histogram(
+    "fraudstream_model_swap_seconds",
+    "Wall time from a model version's announcement to this replica serving it",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 LABEL_DELAY_SECONDS = Histogram(
     "fraudstream_label_delay_seconds",
     "Event time from a transaction to its label",

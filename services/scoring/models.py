@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 
 from shared import metrics
 from shared.codec import DecodeError, decode
-from shared.events import ModelVersionPublished
+from shared.events import ModelVersionPublished, utcnow
 from shared.kafka import make_consumer
 from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS, TOPICS
@@ -42,6 +42,8 @@ class ModelSlots:
         self.champion = Slot(UNTRAINED, FraudModel(genuine_rate=settings.genuine_sample_rate))
         self.challenger: Slot | None = None
         self.refused: list[str] = []
+        self.swap_delay_s: float | None = None
+        """Announcement → serving, for the latest swap (a replica catching up reads old ones)."""
 
     async def apply(self, event: ModelVersionPublished) -> None:
         if event.status in ("rejected", "retired"):
@@ -59,6 +61,8 @@ class ModelSlots:
                       self.champion.version)
             return
         slot = Slot(event.version, model)
+        self.swap_delay_s = (utcnow() - event.published_at).total_seconds()
+        metrics.MODEL_SWAP_SECONDS.observe(self.swap_delay_s)
         if event.status == "champion":
             metrics.MODEL_VERSION.labels(self.champion.version).set(0)
             self.champion = slot
@@ -67,7 +71,8 @@ class ModelSlots:
                 self.challenger = None  # promoted
         else:
             self.challenger = slot
-        log.info("now serving %s %s", event.status, event.version)
+        log.info("now serving %s %s, %.0f ms after its announcement", event.status, event.version,
+                 1000 * self.swap_delay_s)
 
     async def follow(self, stop: asyncio.Event, ready: asyncio.Event) -> None:
         """Apply every announced version; ``ready`` is set once the history is read."""
