@@ -249,6 +249,20 @@ def rollback() -> None:
     typer.echo(f"rolled back to {event.version} (was {event.parent})")
 
 
+@app.command()
+def retrain(
+    reason: Annotated[str, typer.Option(help="why: recorded on the request and in the learner's log")],
+    drift_event_id: Annotated[Optional[str], typer.Option(help="the drift event this answers, if any")] = None,
+) -> None:
+    """Ask the learner for a challenger: trained on the recent labels, promoted only if it beats the champion."""
+    from services.learner.service import request_retrain
+
+    if not reason.strip():
+        raise typer.BadParameter("give a reason")
+    request = asyncio.run(request_retrain(Settings(), reason.strip(), "ops", drift_event_id))
+    typer.echo(f"retrain requested ({request.request_id}): {request.reason}; watch model.versions for the verdict")
+
+
 def main() -> None:
     app()
 

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     genuine_sample_rate: float = Field(0.2, gt=0, le=1)
     artifact_store: str = "redis"
     """``redis`` or a filesystem path such as ``file:///var/lib/fraudstream/models``."""
+    retrain_window_labels: int = Field(5000, ge=10)
+    """The latest learned labels a retrain draws its challenger's training and evaluation from."""
+    retrain_holdout_share: float = Field(0.3, gt=0, lt=1)
+    """The most recent share of that window held back to compare challenger and champion."""
+    retrain_margin: float = Field(0.02, ge=0)
+    """A challenger is promoted only if its held-back average precision beats the champion's by this."""
+    retrain_min_labels: int = Field(200, ge=2)
+    retrain_min_frauds: int = Field(10, ge=2)
+    """A retrain with fewer labels or frauds in its window is refused."""
 
     # --- monitor
     psi_threshold: float = 0.2

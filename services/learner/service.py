@@ -1,5 +1,7 @@
 """learner wiring: labels (explicit, and implicit genuine ones at maturity) joined to the
-features each transaction was scored with; versions published every N labels or T seconds.
+features each transaction was scored with; versions published every N labels or T seconds;
+on a ``model.retrain`` request, a challenger trained on the recent labelled window and
+promoted or rejected against the champion on the same held-back labels (``retrain.py``).
 
 Offsets are committed only when a version is published, so after a restart the learner
 resumes from its last snapshot and relearns exactly what the snapshot lacks.
@@ -18,18 +20,20 @@ from aiokafka import ConsumerRecord
 
 from shared import metrics
 from shared.codec import DecodeError, decode, encode
-from shared.events import Label, ModelVersionPublished
+from shared.events import Label, ModelVersionPublished, RetrainRequested, TrainingWindow
 from shared.kafka import Out
 from shared.runner import Clients, dead_letter, run_batches
 from shared.settings import Settings
-from shared.topics import LABELS, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
+from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 from services.features.store import FeatureStore
+from services.learner.retrain import Decision, RetrainConfig, retrain
 from services.learner.trainer import Trainer, sampled
 from services.model import registry
 from services.model.artifacts import ArtifactError, ArtifactStore, dump, load_verified, make_store
 from services.model.fraud_model import FraudModel
 
 SERVICE = "learner"
+INPUTS = (LABELS, TRANSACTIONS_ENRICHED, MODEL_VERSIONS, MODEL_RETRAIN)
 log = logging.getLogger(__name__)
 MATURED_PER_BATCH = 2000
 
@@ -49,16 +53,25 @@ class Learner:
         self.known = {(e.version, e.published_at) for e in history}
         self.last_publish = time.monotonic()
         self.published = False
-        self.topics = {t: settings.topic(t) for t in (LABELS, TRANSACTIONS_ENRICHED, MODEL_VERSIONS)}
+        self.topics = {t: settings.topic(t) for t in INPUTS}
+        self.retrain_config = RetrainConfig.from_settings(settings)
+        self.decisions: list[Decision] = []
+        """Every retrain decision taken by this process, latest last (for tests and ops)."""
 
     async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
         outs: list[Out] = []
         labels: list[tuple[ConsumerRecord | None, Label]] = []
+        requests: list[RetrainRequested] = []
         for record in records:
             if record.topic == self.topics[TRANSACTIONS_ENRICHED]:
                 self._note_transaction(record)
             elif record.topic == self.topics[MODEL_VERSIONS]:
                 await self._follow(record)
+            elif record.topic == self.topics[MODEL_RETRAIN]:
+                try:
+                    requests.append(decode(record.value, RetrainRequested))
+                except DecodeError as exc:
+                    outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
             else:
                 try:
                     labels.append((record, decode(record.value, Label)))
@@ -67,6 +80,9 @@ class Learner:
         await self._flush_pending([label for _, label in labels])
         labels += await self._matured()
         outs += await self._learn(labels)
+        # after this batch's labels: the window (and a promoted challenger) holds everything consumed
+        for request in requests:
+            outs += await self._retrain(request)
         return outs + await self._maybe_publish()
 
     async def on_idle(self) -> list[Out]:
@@ -145,6 +161,52 @@ class Learner:
         self.version = event.version
         log.info("training continues from %s (%s)", event.version, event.reason)
 
+    # --- retrain on request
+
+    async def _retrain(self, request: RetrainRequested) -> list[Out]:
+        """Challenger vs champion on the same held-back labels; announce the verdict.
+
+        Promoted: the challenger (which also learned the held-back part) is announced as
+        champion and training continues from it; it holds every label consumed so far that
+        is still in the window, so offsets may be committed. Rejected: its artifact is kept
+        and announced as ``rejected`` (to inspect, or promote by hand); the champion stays,
+        and offsets wait for its next snapshot unless it has learned nothing since the last.
+        Refused (too few labels or frauds): logged, nothing announced.
+        """
+        decision = await asyncio.to_thread(retrain, self.trainer.model, list(self.trainer.recent),
+                                           self.retrain_config)
+        self.decisions.append(decision)
+        requested = f"retrain {request.request_id} by {request.requested_by} ({request.reason})"
+        if decision.challenger is None:
+            log.warning("%s refused: %s", requested, decision.why)
+            return []
+        version = registry.next_version(self.history)
+        blob, sha = dump(decision.challenger)
+        ref = await self.artifacts.put(version, blob)
+        promote = decision.outcome == "promote"
+        event = ModelVersionPublished(
+            version=version, parent=self.version, reason="retrain" if promote else "rejected",
+            status="champion" if promote else "rejected",
+            training_window=TrainingWindow(
+                labels_seen=decision.challenger.labels_seen, frauds_seen=decision.challenger.frauds_seen,
+                start=datetime.fromtimestamp(decision.start, UTC), end=datetime.fromtimestamp(decision.end, UTC)),
+            metrics=decision.metrics, champion_metrics=decision.champion_metrics,
+            artifact_ref=ref, artifact_sha256=sha, drift_event_id=request.drift_event_id,
+        )
+        self.history.append(event)
+        self.known.add((event.version, event.published_at))
+        if promote:
+            self.trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
+            self.trainer.start = event.training_window.start
+            self.trainer.end = event.training_window.end
+            self.version = version
+            self.last_publish = time.monotonic()
+            self.published = True
+        elif self.trainer.learned_since_publish == 0:
+            self.published = True  # the champion's snapshot is current: nothing to replay
+        log.warning("%s: %s %s; %s", requested, "promoted" if promote else "rejected", version, decision.why)
+        return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event))]
+
     async def _maybe_publish(self) -> list[Out]:
         due = self.trainer.learned_since_publish >= self.settings.publish_every_labels or (
             self.trainer.learned_since_publish and time.monotonic() - self.last_publish >= self.settings.publish_every_s
@@ -180,12 +242,27 @@ async def start_learner(settings: Settings, clients: Clients) -> Learner:
             model = await load_verified(artifacts, current.artifact_ref, current.artifact_sha256)
         except ArtifactError as exc:
             log.error("champion %s cannot be loaded (%s); starting a fresh model", current.version, exc)
-    trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold)
+    trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold, settings.retrain_window_labels)
     return Learner(settings, clients.redis, FeatureStore(clients.redis, settings), artifacts, trainer, history)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    async with Clients(settings, SERVICE, (LABELS, TRANSACTIONS_ENRICHED, MODEL_VERSIONS)) as clients:
+    async with Clients(settings, SERVICE, INPUTS) as clients:
         learner = await start_learner(settings, clients)
         await run_batches(SERVICE, clients.consumer, clients.sender, learner, settings, stop,
                           on_idle=learner.on_idle, ready_to_commit=learner.ready_to_commit)
+
+
+async def request_retrain(settings: Settings, reason: str, requested_by: str = "ops",
+                          drift_event_id: str | None = None) -> RetrainRequested:
+    """Ask the learner for a challenger (what ``fraudstream retrain`` does)."""
+    from shared.kafka import make_producer
+
+    request = RetrainRequested(reason=reason, requested_by=requested_by, drift_event_id=drift_event_id)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(MODEL_RETRAIN), encode(request), key=request.request_id.encode())
+    finally:
+        await producer.stop()
+    return request

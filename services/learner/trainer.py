@@ -13,9 +13,11 @@ genuine label by 1 / rate.
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from datetime import datetime
 
 from shared.events import TrainingWindow
+from services.learner.retrain import Example
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential
 
@@ -25,8 +27,10 @@ def sampled(tx_id: str, rate: float) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: FraudModel, genuine_rate: float, alert_threshold: float):
+    def __init__(self, model: FraudModel, genuine_rate: float, alert_threshold: float, window_labels: int = 5000):
         self.model = model
+        self.recent: deque[Example] = deque(maxlen=window_labels)
+        """The latest learned labels, with the score the model gave each before learning it (for retrains)."""
         self.genuine_rate = genuine_rate
         self.metrics = Prequential(threshold=alert_threshold)
         self.learned_since_publish = 0
@@ -38,12 +42,24 @@ class Trainer:
         if not is_fraud and not sampled(tx_id, self.genuine_rate):
             return False
         weight = 1.0 if is_fraud else 1.0 / self.genuine_rate
-        self.metrics.update(self.model.score(x), is_fraud, weight)
+        score = self.model.score(x)
+        self.metrics.update(score, is_fraud, weight)
+        self.recent.append(Example(x, is_fraud, ts.timestamp(), weight, score))
         self.model.learn(x, is_fraud)
         self.learned_since_publish += 1
         self.start = ts if self.start is None else min(self.start, ts)
         self.end = ts if self.end is None else max(self.end, ts)
         return True
+
+    def replace(self, model: FraudModel, window: list[Example], evaluated: list[tuple[float, bool, float]]) -> None:
+        """Continue from ``model`` (a promoted challenger) and the window it learned, with its
+        own prequential scores; its held-back scores seed the metrics."""
+        self.model = model
+        self.recent = deque(window, maxlen=self.recent.maxlen)
+        self.metrics = Prequential(threshold=self.metrics.threshold)
+        for score, y, w in evaluated:
+            self.metrics.update(score, y, w)
+        self.learned_since_publish = 0
 
     def window(self) -> TrainingWindow:
         return TrainingWindow(labels_seen=self.model.labels_seen, frauds_seen=self.model.frauds_seen,

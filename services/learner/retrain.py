@@ -1,0 +1,141 @@
+"""Retrain on request: a challenger trained on the recent labelled window, judged against the
+champion on the same held-back labels. Pure: no I/O.
+
+The window holds the latest learned labels (every fraud, genuine ones at the sampling rate,
+each with the weight that undoes the sampling) together with the score the champion line
+gave each one *before* learning it (prequential, as the trainer scores). In event-time order
+the older part trains the challenger, a fresh ``champion.clone()``; the most recent
+``holdout_share`` is held back. On the held-back labels, in time order, both models are
+scored before they learn each label: the champion's scores are the ones it gave live, the
+challenger's are made the same way, so neither is judged on a label it has learned and both
+keep learning through the held-back part alike. (Scoring the champion frozen would judge it
+on labels it already learned; scoring the challenger frozen would handicap it against a
+champion that adapts.)
+
+Decision: promote when challenger AP ≥ champion AP + ``margin``, else reject; refuse (no
+challenger) when the window has too few labels or frauds to tell.
+
+>>> examples = [Example({"a": float(i % 10)}, i % 10 == 9, float(i), 1.0, 0.5) for i in range(10)]
+>>> train, holdout = split(examples, 0.3)
+>>> [e.ts for e in train][-1], [e.ts for e in holdout]
+(6.0, [7.0, 8.0, 9.0])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Literal
+
+from services.model.fraud_model import FraudModel
+from services.model.metrics import Prequential, Scored
+
+METRICS = ("average_precision", "roc_auc")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One learned label: the features the transaction was scored with, the truth, its event
+    time (epoch s), its metric weight (1 / genuine sampling rate for a genuine label) and the
+    champion's score before learning it (None: score it with the champion as it is)."""
+
+    x: dict[str, float]
+    is_fraud: bool
+    ts: float
+    weight: float = 1.0
+    champion_score: float | None = None
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    holdout_share: float = 0.3
+    margin: float = 0.02
+    min_labels: int = 200
+    min_frauds: int = 10
+    alert_threshold: float = 0.8
+
+    @classmethod
+    def from_settings(cls, settings) -> "RetrainConfig":
+        return cls(holdout_share=settings.retrain_holdout_share, margin=settings.retrain_margin,
+                   min_labels=settings.retrain_min_labels, min_frauds=settings.retrain_min_frauds,
+                   alert_threshold=settings.alert_threshold)
+
+
+@dataclass
+class Decision:
+    outcome: Literal["promote", "reject", "refuse"]
+    why: str
+    challenger: FraudModel | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The challenger's, on the held-back labels."""
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    """The champion's, on the same labels."""
+    challenger_pairs: list[Scored] = field(default_factory=list)
+    """(score, is_fraud, weight) of the challenger on the held-back labels."""
+    train_size: int = 0
+    holdout_size: int = 0
+    start: float | None = None
+    end: float | None = None
+    """Event-time span (epoch s) of the whole window the challenger learned."""
+    window: list[Example] = field(default_factory=list)
+    """The window in time order with the challenger's prequential scores: the recent labels
+    to keep if it is promoted (its line then owns them)."""
+
+
+def split(examples: Iterable[Example], holdout_share: float) -> tuple[list[Example], list[Example]]:
+    """(older part, most recent ``holdout_share``) in event-time order; ties keep arrival order."""
+    ordered = sorted(examples, key=lambda e: e.ts)
+    n_holdout = min(len(ordered), math.ceil(len(ordered) * holdout_share))
+    cut = len(ordered) - n_holdout
+    return ordered[:cut], ordered[cut:]
+
+
+def prequential(model: FraudModel, examples: list[Example]) -> list[Scored]:
+    """Score each example before learning it; ``model`` ends having learned them all."""
+    pairs = []
+    for e in examples:
+        pairs.append((model.score(e.x), e.is_fraud, e.weight))
+        model.learn(e.x, e.is_fraud)
+    return pairs
+
+
+def champion_pairs(champion: FraudModel, examples: list[Example]) -> list[Scored]:
+    """The champion's scores: the live prequential ones where known, else scored now (frozen)."""
+    return [(e.champion_score if e.champion_score is not None else champion.score(e.x), e.is_fraud, e.weight)
+            for e in examples]
+
+
+def evaluate(pairs: list[Scored], alert_threshold: float) -> dict[str, float]:
+    """AP, ROC AUC, precision/recall/alert rate at the threshold, log loss, labels and frauds."""
+    tracker = Prequential(threshold=alert_threshold, window=max(1, len(pairs)))
+    for score, y, w in pairs:
+        tracker.update(score, y, w)
+    return tracker.as_dict()
+
+
+def retrain(champion: FraudModel, window: Iterable[Example], config: RetrainConfig) -> Decision:
+    """Split, train a challenger, evaluate both on the held-back labels, decide."""
+    examples = list(window)
+    frauds = sum(e.is_fraud for e in examples)
+    if len(examples) < config.min_labels or frauds < config.min_frauds:
+        return Decision("refuse", f"too few labels to retrain: {len(examples)} labels, {frauds} frauds in the window "
+                                  f"(need {config.min_labels} and {config.min_frauds})")
+    older, holdout = split(examples, config.holdout_share)
+    if not any(e.is_fraud for e in older) or not any(e.is_fraud for e in holdout) \
+            or all(e.is_fraud for e in holdout):
+        return Decision("refuse", f"no fraud (or no genuine label) on one side of the split: "
+                                  f"{sum(e.is_fraud for e in older)} frauds in {len(older)} training labels, "
+                                  f"{sum(e.is_fraud for e in holdout)} in {len(holdout)} held back")
+    challenger = champion.clone()
+    learned = prequential(challenger, older)  # training: the scores are kept for the next retrain's window
+    mine = prequential(challenger, holdout)
+    theirs = champion_pairs(champion, holdout)
+    metrics, champion_metrics = evaluate(mine, config.alert_threshold), evaluate(theirs, config.alert_threshold)
+    ap, champion_ap = metrics["average_precision"], champion_metrics["average_precision"]
+    promote = ap >= champion_ap + config.margin
+    why = (f"challenger AP {ap:.4f} {'≥' if promote else '<'} champion AP {champion_ap:.4f} + margin {config.margin} "
+           f"on {len(holdout)} held-back labels ({sum(e.is_fraud for e in holdout)} frauds); "
+           f"trained on {len(older)}")
+    rescored = [replace(e, champion_score=score) for e, (score, _, _) in zip(older + holdout, learned + mine)]
+    return Decision("promote" if promote else "reject", why, challenger, metrics, champion_metrics, mine,
+                    len(older), len(holdout), older[0].ts, holdout[-1].ts, rescored)
