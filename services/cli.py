@@ -88,6 +88,24 @@ async def _until(stop: asyncio.Event, coro) -> None:
 
 
 @app.command()
+def stack(
+    kafka_port: Annotated[Optional[int], typer.Option(help="broker port (default: a free one)")] = None,
+) -> None:
+    """Bring up the local broker and Redis (reusing one that answers), create the topics,
+    print the settings that point at them, and keep them up until Ctrl-C."""
+    from shared.stack import LocalStack
+
+    settings = Settings()
+    configure_logging(settings)
+    with LocalStack(settings, kafka_port=kafka_port) as running:
+        for name, value in running.env().items():
+            if name.startswith("FRAUDSTREAM_"):
+                typer.echo(f"export {name}={value}")
+        typer.echo("# local stack is up; Ctrl-C stops it", err=True)
+        run_until_signal(lambda stop: stop.wait())
+
+
+@app.command()
 def schemas(
     out: Annotated[Optional[Path], typer.Option(help="directory (default: the repo's schemas/)")] = None,
     check: Annotated[bool, typer.Option(help="only check the committed files are current")] = False,
@@ -234,6 +252,23 @@ def promote(version: str) -> None:
     except NoSuchVersion as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"promoted {event.version} (was {event.parent})")
+
+
+@models_app.command()
+def challenge(
+    version: Annotated[Optional[str], typer.Argument(help="an existing version (e.g. a rejected retrain)")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="or a fresh model of this kind: linear, arf, amf")] = None,
+) -> None:
+    """Start a challenger that learns beside the champion and is shadow-scored on scores.shadow."""
+    from services.model.operations import NoSuchVersion, challenge as do_challenge
+
+    if (version is None) == (kind is None):
+        raise typer.BadParameter("give either a VERSION or --kind")
+    try:
+        event = asyncio.run(do_challenge(Settings(), version, kind))
+    except (NoSuchVersion, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"challenger {event.version} learns beside {event.parent}; promote it with `fraudstream models promote`")
 
 
 @models_app.command()

@@ -225,7 +225,7 @@ class ModelVersionPublished(Event):
 
     version: str
     parent: str | None = None
-    reason: Literal["initial", "periodic", "retrain", "promote", "rollback", "rejected"]
+    reason: Literal["initial", "periodic", "retrain", "promote", "rollback", "rejected", "challenge"]
     status: Literal["champion", "challenger", "rejected", "retired"]
     training_window: TrainingWindow = TrainingWindow()
     metrics: dict[str, float] = {}

@@ -69,6 +69,14 @@ def redis_answers(url: str) -> bool:
         return False
 
 
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def _chunks(items, size: int):
     batch = []
     for item in items:
@@ -124,6 +132,12 @@ class LocalStack:
             "redis_prefix": f"{self.base.redis_prefix}-{uuid.uuid4().hex[:8]}",
         })
         deadline = time.monotonic() + timeout_s
+        host, port = bootstrap.rsplit(":", 1)
+        while not _port_open(host, int(port)):  # before any Kafka client, which logs errors while it waits
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(f"broker did not listen on {bootstrap} within {timeout_s}s")
+            time.sleep(0.02)
         while True:
             try:
                 _in_thread(lambda: ensure_topics(self.settings))

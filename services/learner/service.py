@@ -27,6 +27,7 @@ from shared.settings import Settings
 from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 from services.features.store import FeatureStore
 from services.learner.retrain import Decision, RetrainConfig, retrain
+from services.learner.shadow import Shadow
 from services.learner.trainer import Trainer, sampled
 from services.model import registry
 from services.model.artifacts import ArtifactError, ArtifactStore, dump, load_verified, make_store
@@ -55,6 +56,7 @@ class Learner:
         self.published = False
         self.topics = {t: settings.topic(t) for t in INPUTS}
         self.retrain_config = RetrainConfig.from_settings(settings)
+        self.shadow = Shadow()
         self.decisions: list[Decision] = []
         """Every retrain decision taken by this process, latest last (for tests and ops)."""
 
@@ -139,10 +141,12 @@ class Learner:
             ts = datetime.fromtimestamp(stored.ts, UTC)
             metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - stored.ts))
             self.trainer.learn(label.tx_id, stored.features, label.is_fraud, ts)
+            self.shadow.learn(label.tx_id, stored.features, label.is_fraud, ts)
         return outs
 
     async def _follow(self, record: ConsumerRecord) -> None:
-        """A champion announced by somebody else (promote, rollback) becomes what we train."""
+        """A champion announced by somebody else (promote, rollback) becomes what we train;
+        a challenger announced by ops learns beside it (see ``shadow.py``)."""
         try:
             event = decode(record.value, ModelVersionPublished)
         except DecodeError:
@@ -151,6 +155,22 @@ class Learner:
             return
         self.known.add((event.version, event.published_at))
         self.history.append(event)
+        if self.shadow.owns(event) and event.status in ("retired", "rejected"):
+            self.shadow.stop()
+            return
+        if self.shadow.owns(event) and event.status == "champion":
+            self.trainer, self.version = self.shadow.stop(), event.version  # it learned every label since
+            log.info("challenger %s promoted: training continues from it", event.version)
+            return
+        if event.status == "challenger" and event.version != self.shadow.version:
+            try:
+                model = await load_verified(self.artifacts, event.artifact_ref, event.artifact_sha256)
+            except ArtifactError as exc:
+                log.error("cannot start challenger %s: %s", event.version, exc)
+                return
+            self.shadow.start(event.version, model, self.trainer)
+            log.info("challenger %s learns beside champion %s", event.version, self.version)
+            return
         if event.status != "champion" or event.version == self.version:
             return
         try:
@@ -228,6 +248,25 @@ class Learner:
         self.last_publish = time.monotonic()
         self.published = True
         log.info("published %s after %d labels", version, event.training_window.labels_seen)
+        return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event)), *await self._publish_shadow(event)]
+
+    async def _publish_shadow(self, champion: ModelVersionPublished) -> list[Out]:
+        """The challenger's snapshot beside each champion snapshot, with both metric sets."""
+        challenger = self.shadow.trainer
+        if challenger is None or not challenger.learned_since_publish:
+            return []
+        version = registry.next_version(self.history)
+        blob, sha = dump(challenger.model)
+        event = ModelVersionPublished(
+            version=version, parent=self.shadow.version, reason="periodic", status="challenger",
+            training_window=challenger.window(), metrics=challenger.metrics.as_dict(),
+            champion_metrics=champion.metrics, artifact_ref=await self.artifacts.put(version, blob),
+            artifact_sha256=sha,
+        )
+        self.history.append(event)
+        self.known.add((event.version, event.published_at))
+        self.shadow.version = version
+        challenger.learned_since_publish = 0
         return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event))]
 
 
@@ -243,7 +282,24 @@ async def start_learner(settings: Settings, clients: Clients) -> Learner:
         except ArtifactError as exc:
             log.error("champion %s cannot be loaded (%s); starting a fresh model", current.version, exc)
     trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold, settings.retrain_window_labels)
-    return Learner(settings, clients.redis, FeatureStore(clients.redis, settings), artifacts, trainer, history)
+    learner = Learner(settings, clients.redis, FeatureStore(clients.redis, settings), artifacts, trainer, history)
+    challenger = active_challenger(history)
+    if challenger is not None:  # resume the shadow from its latest snapshot
+        try:
+            learner.shadow.start(challenger.version, await load_verified(
+                artifacts, challenger.artifact_ref, challenger.artifact_sha256), trainer)
+        except ArtifactError as exc:
+            log.error("challenger %s cannot be loaded (%s); it stops", challenger.version, exc)
+    return learner
+
+
+def active_challenger(history: list[ModelVersionPublished]) -> ModelVersionPublished | None:
+    """The latest challenger announcement, unless a later one promoted, retired or rejected it."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].status == "challenger":
+            ended = any(e.version == history[i].version for e in history[i + 1:])
+            return None if ended else history[i]
+    return None
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -40,10 +40,11 @@ def rollback_target(history: list[ModelVersionPublished]) -> ModelVersionPublish
     raise NoSuchVersion(f"{current.version} has no earlier champion")
 
 
-async def announce(settings: Settings, source: ModelVersionPublished, reason: str) -> ModelVersionPublished:
+async def announce(settings: Settings, source: ModelVersionPublished, reason: str,
+                   status: str = "champion") -> ModelVersionPublished:
     current = registry.champion(await registry.history(settings))
     event = source.model_copy(update={
-        "status": "champion", "reason": reason, "parent": current.version if current else None,
+        "status": status, "reason": reason, "parent": current.version if current else None,
         "published_at": utcnow(),
     })
     producer = make_producer(settings)
@@ -61,3 +62,25 @@ async def promote(settings: Settings, version: str) -> ModelVersionPublished:
 
 async def rollback(settings: Settings) -> ModelVersionPublished:
     return await announce(settings, rollback_target(await registry.history(settings)), "rollback")
+
+
+async def challenge(settings: Settings, version: str | None = None, kind: str | None = None) -> ModelVersionPublished:
+    """Start a challenger beside the champion: an existing version (e.g. a rejected
+    retrain), or a fresh model of another ``kind`` (``arf``, ``amf``, ``linear``)."""
+    history = await registry.history(settings)
+    if version is not None:
+        return await announce(settings, latest_of(history, version), "challenge", status="challenger")
+    from services.model.artifacts import dump, make_store
+    from services.model.fraud_model import FraudModel
+    from shared.redis import make_redis
+
+    redis = make_redis(settings)
+    try:
+        name = registry.next_version(history)
+        blob, sha = dump(FraudModel(kind or "linear", genuine_rate=settings.genuine_sample_rate))
+        ref = await make_store(settings, redis).put(name, blob)
+    finally:
+        await redis.aclose()
+    fresh = ModelVersionPublished(version=name, reason="challenge", status="challenger",
+                                  artifact_ref=ref, artifact_sha256=sha)
+    return await announce(settings, fresh, "challenge", status="challenger")
