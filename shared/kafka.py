@@ -117,6 +117,16 @@ class Sender:
         return sum(len(v) for v in grouped.values())
 
 
+async def publish_one(settings: Settings, topic: str, key: bytes | None, value: bytes) -> None:
+    """Send one record and wait for its ack: for commands (promote, retrain), not for streams."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(topic), value, key=key)
+    finally:
+        await producer.stop()
+
+
 def topic_specs(settings: Settings, names: Iterable[str] | None = None) -> list[NewTopic]:
     specs = []
     for name in names or TOPICS:

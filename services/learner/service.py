@@ -312,13 +312,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 async def request_retrain(settings: Settings, reason: str, requested_by: str = "ops",
                           drift_event_id: str | None = None) -> RetrainRequested:
     """Ask the learner for a challenger (what ``fraudstream retrain`` does)."""
-    from shared.kafka import make_producer
+    from shared.kafka import publish_one
 
     request = RetrainRequested(reason=reason, requested_by=requested_by, drift_event_id=drift_event_id)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic(MODEL_RETRAIN), encode(request), key=request.request_id.encode())
-    finally:
-        await producer.stop()
+    await publish_one(settings, MODEL_RETRAIN, request.request_id.encode(), encode(request))
     return request

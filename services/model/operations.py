@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from shared.codec import encode
 from shared.events import ModelVersionPublished, utcnow
-from shared.kafka import make_producer
+from shared.kafka import publish_one
 from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS
 from services.model import registry
@@ -47,12 +47,7 @@ async def announce(settings: Settings, source: ModelVersionPublished, reason: st
         "status": status, "reason": reason, "parent": current.version if current else None,
         "published_at": utcnow(),
     })
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic(MODEL_VERSIONS), encode(event), key=event.version.encode())
-    finally:
-        await producer.stop()
+    await publish_one(settings, MODEL_VERSIONS, event.version.encode(), encode(event))
     return event
 
 
