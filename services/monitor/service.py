@@ -7,7 +7,8 @@
 - ``labels`` → joined to that score → performance drift of the champion; a label whose
   score is no longer remembered is counted (``fraudstream_labels_unmatched``), not
   dead-lettered: the learner already dead-letters unknown labels;
-- ``model.versions`` → a new champion restarts every reference window.
+- ``model.versions`` → a new champion (initial, retrain, promote, rollback) restarts every
+  reference window; a periodic snapshot of the same model learning online does not.
 
 Outputs: ``drift.events`` (keyed by kind) and ``model.retrain`` (keyed by request_id).
 The maths lives in ``detectors.py`` and ``windows.py``; this module only routes.
@@ -62,6 +63,8 @@ class Monitor:
         self.policy = RetrainPolicy(config.retrain_cooldown_s, config.retrain_min_features)
         self.recent = RecentScores(config.recent_scores)
         self.champion: str | None = None
+        self.lineage: set[str] = set()
+        """The champion and the periodic snapshots it descends from (one model learning online)."""
         self.scored_by: str | None = None
         """The model version of the latest score: named in drift events until a champion is known."""
         self.clock: datetime | None = None
@@ -112,7 +115,7 @@ class Monitor:
         self._advance(score.ts)
         self.recent.add(score.tx_id, score.score, score.model_version)
         self.scored_by = score.model_version
-        if self.champion not in (None, score.model_version):
+        if not self._in_lineage(score.model_version):
             return []  # an older model's score still in flight after a promotion
         if not sampled(score.tx_id, self.config.drift_sample_every):
             return []
@@ -124,15 +127,25 @@ class Monitor:
             metrics.LABELS_UNMATCHED.labels(SERVICE).inc()
             return []
         score, version = joined
-        if self.champion not in (None, version):
+        if not self._in_lineage(version):
             return []  # says how a retired model did: not the champion's performance
         return self.performance.update(score, label.is_fraud, label.labelled_at)
+
+    def _in_lineage(self, version: str) -> bool:
+        return self.champion is None or version in self.lineage
 
     def on_model_version(self, published: ModelVersionPublished) -> list[Detection]:
         if published.status != "champion" or published.version == self.champion:
             return []  # challengers and re-deliveries change nothing
+        if published.reason == "periodic" and published.parent in self.lineage:
+            # The learner's snapshot of the same model, still learning online: the same
+            # lineage, so the references (and labels of its earlier snapshots) still count.
+            self.champion = published.version
+            self.lineage.add(published.version)
+            return []
         log.info("monitor: champion %s (was %s): references restart", published.version, self.champion)
         self.champion = published.version
+        self.lineage = {published.version}
         for detector in (self.features, self.scores, self.performance):
             detector.reset()
         self.policy.disarm()

@@ -156,6 +156,23 @@ async def test_a_new_champion_restarts_the_references():
     assert handler.features.window.reference_count == WINDOW
 
 
+async def test_a_periodic_snapshot_of_the_champion_keeps_the_references_and_its_labels():
+    handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
+    await handler(feed(MODEL_VERSIONS, encode(champion("v1"))))
+    txs, _ = stream(1_000)
+    await handler(feed(TRANSACTIONS_ENRICHED, *map(encode, txs[:WINDOW])))
+    reference = handler.features.window
+    await handler(feed(SCORES, encode(scored(1, 0.9, version="v1"))))
+    snapshot = champion("v2").model_copy(update={"reason": "periodic", "parent": "v1"})
+    await handler(feed(MODEL_VERSIONS, encode(snapshot)))
+    assert handler.features.window is reference and handler.champion == "v2"
+    label = Label(tx_id="tx-1", card_id="card-1", is_fraud=True, labelled_at=T0 + timedelta(days=2))
+    await handler(feed(LABELS, encode(label)))
+    assert handler.performance.labels == 1  # scored by v1, the same model learning online
+    await handler(feed(MODEL_VERSIONS, encode(champion("v3"))))  # a promotion: a new model
+    assert handler.features.window is None
+
+
 async def test_labels_join_the_score_their_transaction_got():
     handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
     await handler(feed(SCORES, encode(scored(1, 0.9)), encode(scored(2, 0.1)), encode(scored(3, 0.2, version="v0"))))
