@@ -34,7 +34,10 @@ SERVICES = {
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its INFO is per rebalance step
+    else:
+        logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
 def run_until_signal(main) -> None:
