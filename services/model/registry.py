@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.codec import DecodeError, decode
 from shared.events import ModelVersionPublished
@@ -13,8 +15,10 @@ from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS, TOPICS
 
 
-async def history(settings: Settings) -> list[ModelVersionPublished]:
-    """Every readable announcement, oldest first."""
+@asynccontextmanager
+async def reading(settings: Settings) -> AsyncIterator[tuple[AIOKafkaConsumer, dict[TopicPartition, int]]]:
+    """A consumer of ``model.versions`` from its beginning (no group: every reader sees all),
+    and the end offsets that mark "history read"."""
     consumer = make_consumer(settings, group=None)
     await consumer.start()
     try:
@@ -22,8 +26,15 @@ async def history(settings: Settings) -> list[ModelVersionPublished]:
                       for p in range(TOPICS[MODEL_VERSIONS].partitions or 1)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        events = []
+        yield consumer, await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+async def history(settings: Settings) -> list[ModelVersionPublished]:
+    """Every readable announcement, oldest first."""
+    events = []
+    async with reading(settings) as (consumer, end):
         while await behind(consumer, end):
             for batch in (await consumer.getmany(timeout_ms=200)).values():
                 for record in batch:
@@ -31,9 +42,7 @@ async def history(settings: Settings) -> list[ModelVersionPublished]:
                         events.append(decode(record.value, ModelVersionPublished))
                     except DecodeError:
                         continue
-        return sorted(events, key=lambda e: e.published_at)
-    finally:
-        await consumer.stop()
+    return sorted(events, key=lambda e: e.published_at)
 
 
 async def behind(consumer, end: dict[TopicPartition, int]) -> bool:

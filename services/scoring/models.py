@@ -11,15 +11,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from aiokafka import TopicPartition
 
 from shared import metrics
 from shared.codec import DecodeError, decode
 from shared.events import ModelVersionPublished, utcnow
-from shared.kafka import make_consumer
 from shared.settings import Settings
-from shared.topics import MODEL_VERSIONS, TOPICS
-from services.model.registry import behind
+from services.model.registry import behind, reading
 from services.model.artifacts import ArtifactError, ArtifactStore, load_verified
 from services.model.fraud_model import FraudModel
 
@@ -76,14 +73,7 @@ class ModelSlots:
 
     async def follow(self, stop: asyncio.Event, ready: asyncio.Event) -> None:
         """Apply every announced version; ``ready`` is set once the history is read."""
-        consumer = make_consumer(self.settings, group=None)
-        await consumer.start()
-        try:
-            partitions = [TopicPartition(self.settings.topic(MODEL_VERSIONS), p)
-                          for p in range(TOPICS[MODEL_VERSIONS].partitions or 1)]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
+        async with reading(self.settings) as (consumer, end):
             while not stop.is_set():
                 for batch in (await consumer.getmany(timeout_ms=100)).values():
                     for record in batch:
@@ -93,5 +83,3 @@ class ModelSlots:
                             log.error("unreadable model.versions record at offset %d: %s", record.offset, exc)
                 if not ready.is_set() and not await behind(consumer, end):
                     ready.set()
-        finally:
-            await consumer.stop()
