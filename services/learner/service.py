@@ -121,8 +121,9 @@ class Learner:
             return []
         await self.redis.zrem(self.pending_key, *members)
         now = datetime.now(UTC)
-        return [(None, Label(tx_id=m.decode().split("|", 1)[1], card_id=m.decode().split("|", 1)[0],
-                             is_fraud=False, labelled_at=now, source="maturity")) for m in members]
+        pairs = [m.decode().split("|", 1) for m in members]  # card_id|tx_id
+        return [(None, Label(tx_id=tx_id, card_id=card_id, is_fraud=False, labelled_at=now, source="maturity"))
+                for card_id, tx_id in pairs]
 
     # --- learning
 
@@ -200,21 +201,17 @@ class Learner:
         if decision.challenger is None:
             log.warning("%s refused: %s", requested, decision.why)
             return []
-        version = registry.next_version(self.history)
-        blob, sha = dump(decision.challenger)
-        ref = await self.artifacts.put(version, blob)
         promote = decision.outcome == "promote"
-        event = ModelVersionPublished(
-            version=version, parent=self.version, reason="retrain" if promote else "rejected",
+        event, out = await self._announce(
+            decision.challenger, parent=self.version, reason="retrain" if promote else "rejected",
             status="champion" if promote else "rejected",
             training_window=TrainingWindow(
                 labels_seen=decision.challenger.labels_seen, frauds_seen=decision.challenger.frauds_seen,
                 start=datetime.fromtimestamp(decision.start, UTC), end=datetime.fromtimestamp(decision.end, UTC)),
             metrics=decision.metrics, champion_metrics=decision.champion_metrics,
-            artifact_ref=ref, artifact_sha256=sha, drift_event_id=request.drift_event_id,
+            drift_event_id=request.drift_event_id,
         )
-        self.history.append(event)
-        self.known.add((event.version, event.published_at))
+        version = event.version
         if promote:
             self.trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
             self.trainer.start = event.training_window.start
@@ -225,7 +222,7 @@ class Learner:
         elif self.trainer.learned_since_publish == 0:
             self.published = True  # the champion's snapshot is current: nothing to replay
         log.warning("%s: %s %s; %s", requested, "promoted" if promote else "rejected", version, decision.why)
-        return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event))]
+        return [out]
 
     async def _maybe_publish(self) -> list[Out]:
         due = self.trainer.learned_since_publish >= self.settings.publish_every_labels or (
@@ -233,41 +230,40 @@ class Learner:
         )
         if not due:
             return []
-        version = registry.next_version(self.history)
-        blob, sha = dump(self.trainer.model)
-        ref = await self.artifacts.put(version, blob)
-        event = ModelVersionPublished(
-            version=version, parent=self.version, reason="periodic" if self.version else "initial",
+        event, out = await self._announce(
+            self.trainer.model, parent=self.version, reason="periodic" if self.version else "initial",
             status="champion", training_window=self.trainer.window(), metrics=self.trainer.metrics.as_dict(),
-            artifact_ref=ref, artifact_sha256=sha,
         )
-        self.history.append(event)
-        self.known.add((event.version, event.published_at))
-        self.version = version
+        self.version = event.version
         self.trainer.learned_since_publish = 0
         self.last_publish = time.monotonic()
         self.published = True
-        log.info("published %s after %d labels", version, event.training_window.labels_seen)
-        return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event)), *await self._publish_shadow(event)]
+        log.info("published %s after %d labels", event.version, event.training_window.labels_seen)
+        return [out, *await self._publish_shadow(event)]
 
     async def _publish_shadow(self, champion: ModelVersionPublished) -> list[Out]:
         """The challenger's snapshot beside each champion snapshot, with both metric sets."""
         challenger = self.shadow.trainer
         if challenger is None or not challenger.learned_since_publish:
             return []
-        version = registry.next_version(self.history)
-        blob, sha = dump(challenger.model)
-        event = ModelVersionPublished(
-            version=version, parent=self.shadow.version, reason="periodic", status="challenger",
+        event, out = await self._announce(
+            challenger.model, parent=self.shadow.version, reason="periodic", status="challenger",
             training_window=challenger.window(), metrics=challenger.metrics.as_dict(),
-            champion_metrics=champion.metrics, artifact_ref=await self.artifacts.put(version, blob),
-            artifact_sha256=sha,
+            champion_metrics=champion.metrics,
         )
+        self.shadow.version = event.version
+        challenger.learned_since_publish = 0
+        return [out]
+
+    async def _announce(self, model: FraudModel, **fields) -> tuple[ModelVersionPublished, Out]:
+        """Store the model under the next version and make its announcement (sent by the runner)."""
+        version = registry.next_version(self.history)
+        blob, sha = dump(model)
+        event = ModelVersionPublished(version=version, artifact_ref=await self.artifacts.put(version, blob),
+                                      artifact_sha256=sha, **fields)
         self.history.append(event)
         self.known.add((event.version, event.published_at))
-        self.shadow.version = version
-        challenger.learned_since_publish = 0
-        return [Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event))]
+        return event, Out(self.topics[MODEL_VERSIONS], version.encode(), encode(event))
 
 
 async def start_learner(settings: Settings, clients: Clients) -> Learner:
