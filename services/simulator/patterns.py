@@ -20,7 +20,14 @@ account_takeover              15 %   1–4 ecom payments at merchants the card n
                                      from a new device, 2–5 × the usual amount
 quasi_cash (after drift)      40 %   1–2 large crypto purchases (MCC 6051) in a country
                                      never seen before (EE), from a new device
+low_value (after drift,       40 %   one €3–30 ecom payment per stolen card number at an
+opt-in)                              everyday online merchant, from a new device: under
+                                     the PSD2 low-value exemption (no 3-D Secure) and
+                                     under any velocity rule
 ============================  =====  ==================================================
+
+A drift pattern (``SimulatorConfig.drift_pattern``) takes its share of the frauds after
+drift; the others keep their mix in the rest.
 """
 
 from __future__ import annotations
@@ -124,6 +131,12 @@ def quasi_cash(world: World, rng: Random, t: int) -> list[Draft]:
     return drafts
 
 
+def low_value(world: World, rng: Random, t: int) -> list[Draft]:
+    card, device = world.random_card(rng), world.new_device(rng)
+    merchant = rng.choice(world.everyday_online)
+    return [(t, card, merchant, round(rng.uniform(3.0, 30.0), 2), "ecom", device, True)]
+
+
 # the expected counts follow the generators: randint(3, 8) has a mean of 5.5, and so on
 PATTERNS = (
     Pattern("card_testing", 0.35, 5.5 + 0.3, 0, card_testing),
@@ -132,6 +145,8 @@ PATTERNS = (
     Pattern("account_takeover", 0.15, 2.5, 0, account_takeover),
 )
 DRIFT_PATTERN = Pattern("quasi_cash", 0.40, 1.5, 0, quasi_cash)
+DRIFT_PATTERNS = {p.name: p for p in (DRIFT_PATTERN, Pattern("low_value", 0.40, 1.0, 0, low_value))}
+"""The patterns that appear only after drift, by name."""
 
 
 class FraudMix:
@@ -169,6 +184,6 @@ class FraudMix:
         return self.patterns[i] if i < len(self.patterns) else None
 
 
-def with_drift_pattern(share: float) -> tuple[Pattern, ...]:
+def with_drift_pattern(share: float, name: str = DRIFT_PATTERN.name) -> tuple[Pattern, ...]:
     """The patterns after drift: the new one takes ``share`` of the frauds, the rest keep their mix."""
-    return (*(replace(p, share=p.share * (1 - share)) for p in PATTERNS), replace(DRIFT_PATTERN, share=share))
+    return (*(replace(p, share=p.share * (1 - share)) for p in PATTERNS), replace(DRIFT_PATTERNS[name], share=share))

@@ -38,6 +38,7 @@ MCCS = {
 }
 HIGH_VALUE_MCCS = {"5732", "5944", "4722", "5045"}
 TESTING_MCCS = {"5815", "5816", "5817"}  # cheap digital goods: where stolen numbers are tried out
+EVERYDAY_ONLINE_MCCS = {"4121", "5399", "5964"}  # rides, marketplaces, direct marketing: small, frequent
 QUASI_CASH_MCC = "6051"
 KIND_SHARE = {"store": 0.75, "online": 0.18, "atm": 0.07}
 CHANNEL_HABIT = {"pos": 0.62, "ecom": 0.28, "atm": 0.07, "moto": 0.03}
@@ -87,6 +88,8 @@ class World:
     """Breached store → the cards that shop there."""
     quasi_cash: list[int]
     fraudster_devices: list[str]
+    everyday_online: list[int]
+    """Online merchants where small payments are routine (the low-value fraud's cover)."""
 
     def new_device(self, rng: Random) -> str:
         return device_id(rng, self.seed)
@@ -159,6 +162,7 @@ def build_world(rng: Random, seed: int, n_cards: int, n_merchants: int) -> World
         breached=breached,
         quasi_cash=list(range(n_merchants, len(merchants))),
         fraudster_devices=[device_id(rng, seed) for _ in range(25)],
+        everyday_online=[m for m in by_kind["online"] if merchants[m].mcc in EVERYDAY_ONLINE_MCCS] or by_kind["online"],
     )
 
 

@@ -23,7 +23,7 @@ from heapq import heappop, heappush
 from itertools import count
 from pathlib import Path
 from random import Random
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import (
     AwareDatetime,
@@ -77,7 +77,12 @@ class SimulatorConfig(BaseModel):
     drift_amount_factor: float = Field(1.5, gt=0)
     """Genuine amounts are multiplied by this after drift."""
     drift_new_pattern: bool = True
-    """After drift, quasi-cash fraud in a new category and country appears."""
+    """After drift, a new fraud pattern appears (``drift_pattern``)."""
+    drift_pattern: Literal["quasi_cash", "low_value"] = "quasi_cash"
+    """Which: quasi-cash in a new category and country, or low-value card-not-present fraud
+    that keeps under the exemption and velocity limits (table in ``patterns.py``). With
+    ``drift_amount_factor`` 2 (a festive season: genuine baskets double) ``low_value``
+    reverses what a large amount meant: a model that learned it must unlearn it."""
     drift_pattern_share: float = Field(0.4, ge=0, lt=1)
     drift_fraud_rate: float | None = Field(None, ge=0, lt=0.5)
     """The fraud rate after drift (None: unchanged)."""
@@ -128,8 +133,9 @@ def simulate(config: SimulatorConfig, n_transactions: int | None = None) -> Iter
     rng = Random(config.seed)
     world = build_world(rng, config.seed, config.n_cards, config.n_merchants)
     before = FraudMix(config.fraud_rate, PATTERNS)
+    drifted_patterns = with_drift_pattern(config.drift_pattern_share, config.drift_pattern)
     after = FraudMix(config.fraud_rate if config.drift_fraud_rate is None else config.drift_fraud_rate,
-                     with_drift_pattern(config.drift_pattern_share) if config.drift_new_pattern else PATTERNS)
+                     drifted_patterns if config.drift_new_pattern else PATTERNS)
     drift_ms, drift_tx = _drift_point(config)
     arrivals = _Arrivals(config, rng)
     labels_rng = Random(f"labels-{config.seed}")  # label settings never change the transactions

@@ -12,7 +12,7 @@ import pytest
 from shared.codec import decode
 from shared.events import ModelVersionPublished, RetrainRequested
 from shared.settings import Settings
-from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split
+from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split, train
 from services.learner.service import Learner
 from services.learner.trainer import Trainer
 from services.model.artifacts import load
@@ -109,6 +109,52 @@ def test_the_champion_is_scored_frozen_where_no_live_score_was_kept():
     assert champion.labels_seen == before  # retraining never changes the champion
     assert decision.outcome == "reject"  # the same model on the same data: no better by the margin
     assert decision.champion_metrics["average_precision"] == pytest.approx(decision.metrics["average_precision"], abs=0.02)
+
+
+def reversal(seed: int, n: int = 1600, drift: int = 1000) -> tuple[FraudModel, list[Example]]:
+    """A champion that learned online through a drift that reverses the signal (frauds large,
+    then small amounts, while genuine amounts double), with its live scores."""
+    rng = random.Random(seed)
+    champion, out = FraudModel(genuine_rate=0.2), []
+    for i in range(n):
+        fraud, after = rng.random() < 0.1, i >= drift
+        amount = (rng.gauss(15, 5) if after else rng.gauss(400, 80)) if fraud else \
+            (rng.gauss(120, 40) if after else rng.gauss(60, 30))
+        x = {"amount": amount, "count_1h": float(rng.randrange(0, 4))}
+        out.append(Example(x, fraud, T0 + 60 * i, 1.0 if fraud else 5.0, champion.score(x)))
+        champion.learn(x, fraud)
+    return champion, out
+
+
+def test_after_a_reversing_drift_a_challenger_trained_since_the_drift_is_promoted():
+    champion, examples = reversal(7)
+    since = T0 + 60 * 1000
+    whole = retrain(champion, examples, RetrainConfig(epochs=5))
+    # the whole window still teaches the old signal: no better than the champion
+    assert whole.outcome == "reject" and (whole.train_size, whole.holdout_size) == (1120, 480)
+    assert round(whole.metrics["average_precision"], 4) == round(whole.champion_metrics["average_precision"], 4) == 0.0105
+    drifted = retrain(champion, examples, RetrainConfig(since=since, epochs=5))
+    assert drifted.outcome == "promote" and (drifted.train_size, drifted.holdout_size) == (420, 180)
+    assert round(drifted.champion_metrics["average_precision"], 4) == 0.0097
+    assert round(drifted.metrics["average_precision"], 4) == 0.4035  # one pass: 0.3750
+    assert round(retrain(champion, examples, RetrainConfig(since=since, epochs=1)).metrics["average_precision"], 4) \
+        == 0.375
+    assert "trained on 420 × 5 since the drift" in drifted.why
+    # the challenger owns the labels since the drift, counted once however many passes
+    assert drifted.challenger.labels_seen == len(drifted.window) == 600
+    assert (drifted.start, drifted.end) == (since, T0 + 60 * 1599)
+    few = retrain(champion, examples, RetrainConfig(since=T0 + 60 * 1500))
+    assert few.outcome == "refuse" and "100 labels" in few.why and "since the drift" in few.why
+
+
+def test_training_passes_start_in_time_order_and_repeat_shuffled_the_same_way():
+    examples = sorted(window(8), key=lambda e: e.ts)[:300]
+    once, five, again = FraudModel(), FraudModel(), FraudModel()
+    first_pass = prequential(FraudModel(), examples)
+    assert train(once, examples, 1) == train(five, examples, 5) == train(again, examples, 5) == first_pass
+    assert five.coefficients().terms == again.coefficients().terms  # seeded shuffle: the same model
+    assert five.coefficients().terms != once.coefficients().terms
+    assert (five.labels_seen, five.frauds_seen) == (300, sum(e.is_fraud for e in examples))
 
 
 def test_metrics_weigh_genuine_labels_by_their_sampling():
