@@ -301,6 +301,45 @@ def retrain(
     typer.echo(f"retrain requested ({request.request_id}): {request.reason}; watch model.versions for the verdict")
 
 
+@app.command()
+def report(
+    scores_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                               help="a scores file, as `fraudstream replay --scores-out` writes")],
+    start: Annotated[Optional[str], typer.Option(help="ISO time, inclusive (UTC unless it has a zone)")] = None,
+    end: Annotated[Optional[str], typer.Option(help="ISO time, exclusive")] = None,
+    k: Annotated[int, typer.Option(help="cards checked per day, for card precision@k")] = 100,
+    alert_rate: Annotated[float, typer.Option(help="share of transactions alerted, for recall at that rate")] = 0.01,
+    threshold: Annotated[float, typer.Option(help="alert threshold, for alerts per day")] = 0.8,
+    json_out: Annotated[Optional[Path], typer.Option(help="also write the report as JSON to this file")] = None,
+    plots: Annotated[Optional[Path], typer.Option(help="also write the report's PNGs into this directory")] = None,
+) -> None:
+    """Evaluate a scores file: ROC AUC, AP, card precision@k per day, recall at an alert rate, alerts/day."""
+    from datetime import datetime
+
+    from services.evaluation import build_report, read_scores
+    from services.evaluation.outputs import write_outputs
+
+    try:
+        bounds = [None if t is None else datetime.fromisoformat(t) for t in (start, end)]
+    except ValueError as exc:
+        raise typer.BadParameter(f"--start/--end: {exc}") from exc
+    try:
+        rows = read_scores(scores_csv)
+        result = build_report(rows, *bounds, k=k, alert_rate=alert_rate, threshold=threshold)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(result.table())
+    for path in write_outputs(rows, result, json_out, plots):
+        typer.echo(f"wrote {path}")
+
+
+from services.replay.commands import evaluate as _evaluate, replay as _replay  # noqa: E402
+
+app.command("replay")(_replay)
+app.command("evaluate")(_evaluate)
+
+
 def main() -> None:
     app()
 

@@ -1,7 +1,8 @@
 """features wiring: valid transactions in, point-in-time feature vectors out.
 
-A batch's transactions go to the store first (one Redis round trip), then its labels,
-so a label for a transaction of the same batch finds the transaction's stored vector.
+A batch's labels go to the store first, except those of a transaction in the same batch,
+which follow the transactions so that they find its stored vector: at most three Redis
+round trips per batch, one when it holds no labels.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ class Features:
                     labels.append(decode(record.value, Label))
             except DecodeError as exc:
                 outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
+        # A label's fraud counts only for transactions with ts >= labelled_at (the store keeps
+        # it by labelled_at), so applying it before this batch's transactions is exact and
+        # lets them see it; only a label of a transaction in this same batch has to wait for
+        # that transaction's stored vector.
+        batch_ids = {tx.tx_id for _, tx in txs}
+        later = [label for label in labels if label.tx_id in batch_ids]
+        await self._apply_labels([label for label in labels if label.tx_id not in batch_ids])
         results = await self.store.apply([tx for _, tx in txs], late)
         enriched_at = time.time()
         for (record, tx), result in zip(txs, results):
@@ -68,12 +76,15 @@ class Features:
                 stages={"received": record.timestamp / 1000, "enriched": enriched_at},
             )
             outs.append(Out(self.enriched_topic, record.key, encode(event), record.timestamp))
+        await self._apply_labels(later)
+        return outs
+
+    async def _apply_labels(self, labels: list[Label]) -> None:
         if labels:
             unmatched = [reason for reason in await self.store.apply_labels(labels) if reason]
             if unmatched:
                 # The label stays on `labels`; the learner, which needs the join, dead-letters it.
                 metrics.LABELS_UNMATCHED.labels(SERVICE).inc(len(unmatched))
-        return outs
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

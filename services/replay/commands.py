@@ -1,0 +1,187 @@
+"""The ``replay`` and ``evaluate`` commands (registered in ``services/cli.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from shared.settings import Settings
+from services.replay.source import Columns, Source, parse_duration, read
+
+REPLAY_SERVICES = ["ingest", "features", "scoring", "learner"]
+DAY_S = 86400.0
+
+File = Annotated[Path, typer.Argument(help="CSV of transactions, one per row, with a header",
+                                      exists=True, dir_okay=False, readable=True)]
+TxId = Annotated[Optional[str], typer.Option("--tx-id", help="transaction id column (none: rows are numbered)")]
+Time = Annotated[str, typer.Option("--time", help="event time column: ISO 8601 (naive = UTC) or epoch seconds")]
+Card = Annotated[str, typer.Option("--card", help="card id column")]
+Merchant = Annotated[str, typer.Option("--merchant", help="merchant id column")]
+Amount = Annotated[str, typer.Option("--amount", help="amount column")]
+LabelCol = Annotated[Optional[str], typer.Option("--label", help="fraud label column: 1/0, true/false, yes/no")]
+Currency = Annotated[Optional[str], typer.Option("--currency", help="currency column (missing: EUR)")]
+Channel = Annotated[Optional[str], typer.Option("--channel", help="channel column: pos/ecom/atm/moto (missing: pos)")]
+Mcc = Annotated[Optional[str], typer.Option("--mcc", help="merchant category code column (missing: 5999)")]
+Country = Annotated[Optional[str], typer.Option("--country", help="merchant country column (missing: ZZ)")]
+Device = Annotated[Optional[str], typer.Option("--device", help="device id column (missing: none)")]
+LabelDelay = Annotated[str, typer.Option("--label-delay", help="labels reach the learner this long after their "
+                                                                "transaction, in event time: 7d, 12h, 30m, 0")]
+ScoresOut = Annotated[Optional[Path], typer.Option("--scores-out", help="write one row per scored transaction here")]
+ReportJson = Annotated[Optional[Path], typer.Option("--report-json", help="write the evaluation report as JSON")]
+Plots = Annotated[Optional[Path], typer.Option("--plots", help="write precision-recall and over-time PNGs here")]
+Start = Annotated[Optional[datetime], typer.Option("--start", help="evaluate from this event time (UTC if naive)")]
+End = Annotated[Optional[datetime], typer.Option("--end", help="evaluate before this event time (UTC if naive)")]
+
+
+def replay_settings(base: Settings, label_delay_s: float) -> dict[str, str]:
+    """What the services need to take history: old timestamps, labels 'from the future' of
+    the wall clock, no implicit genuine label before the file's own, versions by label count."""
+    return {
+        "FRAUDSTREAM_MAX_AGE_DAYS": "1e6",
+        "FRAUDSTREAM_MAX_FUTURE_SKEW_S": "1e12",
+        "FRAUDSTREAM_LABEL_MATURITY_S": str(max(base.label_maturity_s, label_delay_s + DAY_S)),
+        "FRAUDSTREAM_PUBLISH_EVERY_S": "1e12",
+    }
+
+
+def _load(file: Path, columns: Columns, label_delay: str) -> tuple[Source, float]:
+    delay_s = parse_duration(label_delay)
+    began = time.monotonic()
+    source = read(file, columns, delay_s)
+    typer.echo(f"read {source.transactions:,} transactions and {source.labels:,} labels ({source.frauds:,} frauds) "
+               f"from {file} in {time.monotonic() - began:.1f}s"
+               + (f"; {source.unplaced:,} rows without a usable time go first, for ingest to refuse" if source.unplaced
+                  else ""))
+    return source, delay_s
+
+
+def _rows(source: Source, scores: dict[str, tuple[float, str]]):
+    from services.evaluation.report import ScoredRow
+
+    rows = [ScoredRow(tx_id, datetime.fromtimestamp(ts, UTC), card, merchant, scores[tx_id][0], scores[tx_id][1],
+                      label)
+            for tx_id, (ts, card, merchant, label) in source.truth.items() if tx_id in scores]
+    rows.sort(key=lambda r: r.time)
+    return rows
+
+
+def _finish(rows, scores_out: Path | None, report_json: Path | None, plots: Path | None,
+            start: datetime | None, end: datetime | None) -> None:
+    from services.evaluation.outputs import write_outputs
+    from services.evaluation.report import build_report, write_scores
+
+    if scores_out:
+        write_scores(rows, scores_out)
+        typer.echo(f"wrote {len(rows):,} scores to {scores_out}")
+    if not any(r.label is not None for r in rows):
+        typer.echo("no labels in the file: nothing to evaluate")
+        return
+    utc = lambda d: d if d is None or d.tzinfo else d.replace(tzinfo=UTC)  # noqa: E731
+    report = build_report(rows, start=utc(start), end=utc(end))
+    typer.echo(report.table())
+    for path in write_outputs(rows, report, report_json, plots):
+        typer.echo(f"wrote {path}")
+
+
+def _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc, country, device) -> Columns:
+    return Columns(time=time_, card=card, merchant=merchant, amount=amount, tx_id=tx_id, label=label,
+                   currency=currency, channel=channel, mcc=mcc, country=country, device=device)
+
+
+def replay(
+    file: File, tx_id: TxId = "tx_id", time_: Time = "ts", card: Card = "card_id", merchant: Merchant = "merchant_id",
+    amount: Amount = "amount", label: LabelCol = "is_fraud", currency: Currency = "currency",
+    channel: Channel = "channel", mcc: Mcc = "mcc", country: Country = "country", device: Device = "device_id",
+    label_delay: LabelDelay = "7d", scores_out: ScoresOut = None, report_json: ReportJson = None,
+    plots: Plots = None, start: Start = None, end: End = None,
+    external: Annotated[bool, typer.Option(help="use the running services at FRAUDSTREAM_KAFKA_BOOTSTRAP / "
+                                                "REDIS_URL (started with the settings replay_settings() lists) "
+                                                "instead of a local stack")] = False,
+    max_in_flight: Annotated[int, typer.Option(help="transactions sent and not yet scored, at most")] = 20_000,
+) -> None:
+    """Stream a historical CSV through the real pipeline (broker, ingest, features, scoring,
+    learner) in event time, with labels delayed; print the evaluation report (other k,
+    alert rate or threshold: ``fraudstream report`` on the --scores-out file)."""
+    from services.replay.run import replay as run_replay
+
+    source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
+                                           country, device), label_delay)
+    if external:
+        outcome = asyncio.run(_replay_with_bar(run_replay, Settings(), source, max_in_flight))
+    else:
+        outcome = _replay_locally(run_replay, source, delay_s, max_in_flight)
+    rate = outcome.sent_tx / outcome.wall_s if outcome.wall_s else 0.0
+    refused = ", ".join(f"{k} {v:,}" for k, v in outcome.refused.most_common()) or "none"
+    typer.echo(f"replayed {outcome.sent_tx:,} transactions and {outcome.sent_labels:,} labels in "
+               f"{outcome.wall_s:.0f}s ({rate:,.0f} transactions/s); scored {len(outcome.scores):,}; "
+               f"refused: {refused}")
+    if outcome.labels_refused:
+        typer.echo("labels refused: " + ", ".join(f"{k} {v:,}" for k, v in outcome.labels_refused.most_common()))
+    _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)
+
+
+async def _replay_with_bar(run_replay, settings: Settings, source: Source, max_in_flight: int):
+    with typer.progressbar(length=source.transactions, label="scored", show_pos=True) as bar:
+        shown = [0]
+
+        def progress(outcome) -> None:
+            bar.update(outcome.done - shown[0])
+            shown[0] = outcome.done
+
+        return await run_replay(settings, source, max_in_flight=max_in_flight, on_progress=progress)
+
+
+def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: int):
+    from shared.kafka import ensure_topics
+    from shared.stack import LocalStack
+    from services.demo import start_services, stop_services
+
+    base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
+    with LocalStack(base) as stack:
+        asyncio.run(ensure_topics(stack.settings))
+        procs = start_services(REPLAY_SERVICES, stack.env() | replay_settings(base, delay_s), stack.workdir)
+        try:
+            return asyncio.run(_replay_with_bar(run_replay, stack.settings, source, max_in_flight))
+        finally:
+            stop_services(procs)
+
+
+def evaluate(
+    file: File, tx_id: TxId = "tx_id", time_: Time = "ts", card: Card = "card_id", merchant: Merchant = "merchant_id",
+    amount: Amount = "amount", label: LabelCol = "is_fraud", currency: Currency = "currency",
+    channel: Channel = "channel", mcc: Mcc = "mcc", country: Country = "country", device: Device = "device_id",
+    label_delay: LabelDelay = "7d", scores_out: ScoresOut = None, report_json: ReportJson = None,
+    plots: Plots = None, start: Start = None, end: End = None,
+    kind: Annotated[str, typer.Option(help="model kind: linear, arf or amf")] = "linear",
+) -> None:
+    """The replay in one process without a broker (same validation, features, learner and
+    model code): fast experiments on models and feature sets."""
+    from services.model.fraud_model import FraudModel
+    from services.replay.offline import evaluate as run_offline
+
+    source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
+                                           country, device), label_delay)
+    settings = Settings(**{k.removeprefix("FRAUDSTREAM_").lower(): float(v)
+                           for k, v in replay_settings(Settings(), delay_s).items()})
+    began = time.monotonic()
+    with typer.progressbar(length=source.transactions, label="scored", show_pos=True) as bar:
+        shown = [0]
+
+        def progress(done: int) -> None:
+            bar.update(done - shown[0])
+            shown[0] = done
+
+        outcome = run_offline(settings, source, FraudModel(kind, genuine_rate=settings.genuine_sample_rate),
+                              on_progress=progress)
+        bar.update(len(outcome.scores) - shown[0])
+    wall = time.monotonic() - began
+    refused = ", ".join(f"{k} {v:,}" for k, v in sorted(outcome.refused.items(), key=lambda kv: -kv[1])) or "none"
+    typer.echo(f"evaluated {len(outcome.scores):,} transactions in {wall:.0f}s "
+               f"({len(outcome.scores) / wall if wall else 0:,.0f}/s), {outcome.versions} model versions; "
+               f"refused: {refused}")
+    _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)

@@ -1,0 +1,208 @@
+"""Any historical CSV of transactions (with or without fraud labels) as the events a producer
+would have sent, in event-time order. Pure: reads the file, does no other I/O.
+
+Columns are found by name (``Columns``; the defaults are the simulator's CSV). Required:
+time, card, merchant, amount. Optional: a missing tx id column numbers the rows
+(``row-<line>``), a missing label column means no labels, and currency, channel, MCC,
+country and device get the defaults in ``Columns``. Times are ISO 8601 with or without a
+zone (naive = UTC; a space for the ``T`` is fine) or epoch seconds. Labels are 1/0,
+true/false, yes/no (any case); empty means unknown.
+
+A row that cannot even be placed in time (no parseable time) is still sent, first and as
+it is, so that ingest dead-letters it with its reason like any bad input: nothing in the
+file is silently dropped. Every other check (amount > 0, ISO codes, ids) is ingest's.
+
+Each labelled row yields a Label ``label_delay_s`` of event time after the transaction,
+merged into the stream at that point: the learner sees it only then.
+
+>>> import io
+>>> text = "tx,when,card,shop,eur,fraud\\nt2,2026-01-01 10:00:05,c1,m1,12.5,1\\nt1,2026-01-01T10:00:00,c1,m2,3,false\\n"
+>>> src = read(io.StringIO(text), Columns(tx_id="tx", time="when", merchant="shop", amount="eur", label="fraud",
+...                                      card="card"), label_delay_s=60)
+>>> [(e.kind, e.tx_id, e.at) for e in src.events]
+[('tx', 't1', 1767261600.0), ('tx', 't2', 1767261605.0), ('label', 't1', 1767261660.0), ('label', 't2', 1767261665.0)]
+>>> src.events[0].value
+b'{"tx_id":"t1","ts":"2026-01-01T10:00:00+00:00","card_id":"c1","merchant_id":"m2","amount":3.0,"currency":"EUR","channel":"pos","mcc":"5999","country":"ZZ"}'
+>>> src.transactions, src.labels, src.frauds, src.unplaced
+(2, 2, 1, 0)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Literal
+
+import orjson
+
+TRUE, FALSE = {"1", "true", "t", "yes", "y"}, {"0", "false", "f", "no", "n"}
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which column holds what; ``None`` for an optional one the file does not have."""
+
+    time: str = "ts"
+    card: str = "card_id"
+    merchant: str = "merchant_id"
+    amount: str = "amount"
+    tx_id: str | None = "tx_id"
+    label: str | None = "is_fraud"
+    currency: str | None = "currency"
+    channel: str | None = "channel"
+    mcc: str | None = "mcc"
+    country: str | None = "country"
+    device: str | None = "device_id"
+    default_currency: str = "EUR"
+    default_channel: str = "pos"
+    default_mcc: str = "5999"
+    """Miscellaneous retail."""
+    default_country: str = "ZZ"
+    """ISO 3166's code for 'unknown'."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float
+    """Event time, epoch seconds: when the producer would have sent it."""
+    kind: Literal["tx", "label"]
+    tx_id: str
+    card_id: str
+    value: bytes
+    """The JSON a producer sends."""
+
+
+@dataclass
+class Source:
+    events: list[Event] = field(default_factory=list)
+    transactions: int = 0
+    labels: int = 0
+    frauds: int = 0
+    unplaced: int = 0
+    """Rows without a usable time: sent first, as they are, for ingest to dead-letter."""
+    truth: dict[str, tuple[float, str, str, bool | None]] = field(default_factory=dict)
+    """tx_id → (event time, card, merchant, label) of every placed row (for the scores file)."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``7d``, ``12h``, ``1d12h``, ``90s``, ``0``.
+
+    >>> parse_duration("7d"), parse_duration("1d12h"), parse_duration("0"), parse_duration("2.5m")
+    (604800.0, 129600.0, 0.0, 150.0)
+    """
+    text = text.strip().lower()
+    if text == "0":
+        return 0.0
+    parts = DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m, 90s or 1d12h)")
+    return sum(float(n) * UNIT_S[u] for n, u in parts)
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds of an ISO 8601 time (naive = UTC) or of a number of epoch seconds.
+
+    >>> parse_time("2026-01-01T01:00:00+01:00"), parse_time("2026-01-01 00:00:00"), parse_time("1767225600")
+    (1767225600.0, 1767225600.0, 1767225600.0)
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.strip())
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"not a time: {text!r}")
+    return value
+
+
+def parse_label(text: str) -> bool | None:
+    """
+    >>> parse_label("TRUE"), parse_label("0"), parse_label(" ")
+    (True, False, None)
+    """
+    word = text.strip().lower()
+    if not word:
+        return None
+    if word in TRUE or word in FALSE:
+        return word in TRUE
+    raise ValueError(f"not a label: {text!r} (use 1/0, true/false or yes/no)")
+
+
+def _index(header: list[str], columns: Columns, name: str, column: str | None, required: bool) -> int | None:
+    if column is None:
+        return None
+    if column in header:
+        return header.index(column)
+    if required:
+        raise ValueError(f"no {name} column {column!r} in the header ({', '.join(header)}); "
+                         f"map it with --{name.replace('_', '-')}")
+    return None
+
+
+def read(file: IO[str] | str | Path, columns: Columns = Columns(), label_delay_s: float = 0.0) -> Source:
+    """The file's events in event-time order (stable: a tie keeps file order; a label
+    sorts after a transaction of the same instant)."""
+    if isinstance(file, (str, Path)):
+        with open(file, newline="", encoding="utf-8") as handle:
+            return read(handle, columns, label_delay_s)
+    reader = csv.reader(file)
+    header = next(reader, None)
+    if not header:
+        raise ValueError("the file is empty: no header row")
+    header = [h.strip() for h in header]
+    at = {name: _index(header, columns, name, getattr(columns, name), name in ("time", "card", "merchant", "amount"))
+          for name in ("time", "card", "merchant", "amount", "tx_id", "label", "currency", "channel", "mcc",
+                       "country", "device")}
+    src, unplaced, placed = Source(), [], []
+    # defaults stand in for the optional columns the file lacks
+    fixed = {"currency": columns.default_currency, "channel": columns.default_channel,
+             "mcc": columns.default_mcc, "country": columns.default_country}
+    optional = [(key, at[name]) for key, name in
+                (("currency", "currency"), ("channel", "channel"), ("mcc", "mcc"), ("country", "country"))]
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        get = lambda name: row[at[name]].strip() if at[name] is not None and at[name] < len(row) else ""  # noqa: E731
+        tx_id = get("tx_id") or f"row-{line}"
+        card, merchant = get("card"), get("merchant")
+        try:
+            ts = parse_time(get("time"))
+            label = parse_label(get("label"))
+        except ValueError:
+            # ingest says why; the row keeps its raw cells
+            unplaced.append(Event(-math.inf, "tx", tx_id, card, orjson.dumps(dict(zip(header, row)))))
+            continue
+        amount_text = get("amount")
+        try:
+            amount: float | str = float(amount_text)
+        except ValueError:
+            amount = amount_text  # ingest refuses it with the reason
+        body = {"tx_id": tx_id, "ts": datetime.fromtimestamp(ts, UTC).isoformat(), "card_id": card,
+                "merchant_id": merchant, "amount": amount}
+        for key, index in optional:
+            value = row[index].strip() if index is not None and index < len(row) else ""
+            body[key] = value or fixed[key]
+        device = get("device")
+        if device:
+            body["device_id"] = device
+        placed.append(Event(ts, "tx", tx_id, card, orjson.dumps(body)))
+        src.truth.setdefault(tx_id, (ts, card, merchant, label))  # a repeated id is ingest's to refuse
+        src.transactions += 1
+        if label is not None:
+            labelled_at = datetime.fromtimestamp(ts + label_delay_s, UTC).isoformat()
+            placed.append(Event(ts + label_delay_s, "label", tx_id, card, orjson.dumps(
+                {"tx_id": tx_id, "card_id": card, "is_fraud": label, "labelled_at": labelled_at,
+                 "source": "chargeback" if label else "analyst"})))
+            src.labels += 1
+            src.frauds += label
+    placed.sort(key=lambda e: (e.at, e.kind == "label"))
+    src.events = unplaced + placed
+    src.transactions += len(unplaced)
+    src.unplaced = len(unplaced)
+    return src

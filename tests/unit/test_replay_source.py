@@ -1,0 +1,69 @@
+"""The replay's CSV reader: column mapping, defaults, event-time order, labels delayed, and
+rows it cannot place sent first for ingest to refuse."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pytest
+
+from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
+from services.replay.source import Columns, parse_duration, read
+from shared.events import utcnow
+
+KAGGLE = Columns(time="trans_date_trans_time", card="cc_num", merchant="merchant", amount="amt",
+                 tx_id="trans_num", label="is_fraud", currency=None, channel=None, mcc=None, country=None, device=None)
+LIMITS = Limits(max_bytes=65536, max_amount=1e6, max_future_skew_s=1e12, max_age_days=1e6)
+
+
+def test_a_foreign_file_maps_its_columns_and_fills_the_missing_ones():
+    text = ("trans_date_trans_time,cc_num,merchant,category,amt,trans_num,is_fraud\n"
+            "2019-01-01 00:00:51,4613314721966,fraud_Lind-Buckridge,entertainment,220.11,b2,0\n"
+            "2019-01-01 00:00:18,2703186189652095,fraud_Rippin,misc_net,4.97,a1,1\n")
+    src = read(io.StringIO(text), KAGGLE, label_delay_s=3600)
+    assert [(e.kind, e.tx_id) for e in src.events] == [("tx", "a1"), ("tx", "b2"), ("label", "a1"), ("label", "b2")]
+    tx = parse_transaction(src.events[0].value, LIMITS, utcnow())
+    assert (tx.card_id, tx.merchant_id, tx.amount, tx.currency, tx.channel, tx.mcc, tx.country, tx.device_id) == (
+        "2703186189652095", "fraud_Rippin", 4.97, "EUR", "pos", "5999", "ZZ", None)
+    assert tx.ts.isoformat() == "2019-01-01T00:00:18+00:00"  # naive is UTC
+    label = parse_label(src.events[2].value, LIMITS, utcnow())
+    assert label.is_fraud and label.labelled_at.isoformat() == "2019-01-01T01:00:18+00:00"
+    assert (src.transactions, src.labels, src.frauds, src.unplaced) == (2, 2, 1, 0)
+    assert src.truth["a1"] == (1546300818.0, "2703186189652095", "fraud_Rippin", True)
+
+
+def test_rows_without_ids_are_numbered_and_zones_and_epoch_seconds_are_read():
+    text = "ts,card_id,merchant_id,amount\n1546300800,c1,m1,10\n2019-01-01T02:00:00+02:00,c1,m1,12\n"
+    src = read(io.StringIO(text), Columns(tx_id=None, label=None))
+    assert [(e.tx_id, e.at) for e in src.events] == [("row-2", 1546300800.0), ("row-3", 1546300800.0)]
+    assert src.labels == 0
+
+
+def test_unplaceable_rows_go_first_for_ingest_to_refuse_and_bad_values_are_left_to_ingest():
+    text = ("tx_id,ts,card_id,merchant_id,amount,is_fraud\n"
+            "t1,2026-01-01T00:00:00Z,c1,m1,ten,0\n"
+            "t2,yesterday,c1,m1,10,0\n"
+            "t3,2026-01-01T00:00:01Z,c1,m1,10,maybe\n"
+            "t4,2026-01-01T00:00:02Z,c1,m1,-5,\n"
+            "t4,2026-01-01T00:00:03Z,c1,m1,5,\n")
+    src = read(io.StringIO(text))
+    assert [(e.tx_id, e.kind) for e in src.events] == [("t2", "tx"), ("t3", "tx"), ("t1", "tx"), ("t1", "label"),
+                                                       ("t4", "tx"), ("t4", "tx")]
+    assert (src.transactions, src.unplaced, src.labels) == (5, 2, 1)
+    assert orjson.loads(src.events[0].value) == {"tx_id": "t2", "ts": "yesterday", "card_id": "c1",
+                                                 "merchant_id": "m1", "amount": "10", "is_fraud": "0"}
+    for event in (src.events[0], src.events[1], src.events[2], src.events[4]):  # ingest says why
+        with pytest.raises(Rejected, match="malformed"):
+            parse_transaction(event.value, LIMITS, utcnow())
+
+
+def test_a_missing_required_column_is_named_with_its_option():
+    with pytest.raises(ValueError, match="no card column 'card_id'.*--card"):
+        read(io.StringIO("ts,merchant_id,amount\n"))
+
+
+@pytest.mark.parametrize("text", ["7", "7x", "d7", "1d 2h", ""])
+def test_durations_that_are_not(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
