@@ -291,14 +291,27 @@ def rollback() -> None:
 def retrain(
     reason: Annotated[str, typer.Option(help="why: recorded on the request and in the learner's log")],
     drift_event_id: Annotated[Optional[str], typer.Option(help="the drift event this answers, if any")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="ISO 8601 event time the world changed (UTC if no offset): learn only labels of transactions "
+             "from then on, in several passes, once enough are in")] = None,
 ) -> None:
     """Ask the learner for a challenger: trained on the recent labels, promoted only if it beats the champion."""
+    from datetime import UTC, datetime
+
     from services.learner.service import request_retrain
 
     if not reason.strip():
         raise typer.BadParameter("give a reason")
-    request = asyncio.run(request_retrain(Settings(), reason.strip(), "ops", drift_event_id))
-    typer.echo(f"retrain requested ({request.request_id}): {request.reason}; watch model.versions for the verdict")
+    try:
+        changed = None if since is None else datetime.fromisoformat(since)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--since: not an ISO 8601 time: {since!r}") from exc
+    if changed is not None and changed.tzinfo is None:
+        changed = changed.replace(tzinfo=UTC)
+    request = asyncio.run(request_retrain(Settings(), reason.strip(), "ops", drift_event_id, changed))
+    queued = "" if changed is None else f" on labels since {request.since:%Y-%m-%d %H:%M:%S} UTC (queued until in)"
+    typer.echo(f"retrain requested ({request.request_id}): {request.reason}{queued}; "
+               "watch model.versions for the verdict")
 
 
 @app.command()

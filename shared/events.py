@@ -204,6 +204,9 @@ class RetrainRequested(Event):
     drift_event_id: str | None = None
     requested_by: str = "monitor"
     requested_at: UtcTime = Field(default_factory=utcnow)
+    since: UtcTime | None = None
+    """Event time from which the world changed: a retrain learns only labels of transactions
+    from then on (and waits until enough of them are in). None: the whole recent window."""
 
 
 class TrainingWindow(BaseModel):

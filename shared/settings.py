@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     retrain_min_labels: int = Field(200, ge=2)
     retrain_min_frauds: int = Field(10, ge=2)
     """A retrain with fewer labels or frauds in its window is refused."""
+    retrain_epochs_since_drift: int = Field(5, ge=1)
+    """Passes over the training part when a request names the drift's start (``since``)."""
+    retrain_min_labels_since_drift: int = Field(800, ge=2)
+    retrain_min_frauds_since_drift: int = Field(80, ge=2)
+    """A request with ``since`` waits until the window holds this many labels and frauds of
+    transactions from then on (refused if they are not in after twice ``label_maturity_s``).
+    ``since`` is a window start, minutes before the change: in the drift test's world (5 seeds,
+    ``since`` 4–7 minutes early) 400 labels promoted 6 challengers in 15, 800 all 15."""
 
     # --- monitor
     psi_threshold: float = 0.2

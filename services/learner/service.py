@@ -3,8 +3,18 @@ features each transaction was scored with; versions published every N labels or 
 on a ``model.retrain`` request, a challenger trained on the recent labelled window and
 promoted or rejected against the champion on the same held-back labels (``retrain.py``).
 
+A request with ``since`` (the drift's start) is queued until the window holds
+``retrain_min_labels_since_drift`` labels and ``retrain_min_frauds_since_drift`` frauds of
+transactions from then on; then a challenger learns only those, in
+``retrain_epochs_since_drift`` passes. Asked at detection, it would find almost none: labels
+come a label delay after their transactions. A request still waiting when the event clock
+is twice ``label_maturity_s`` past ``since`` is refused: every label of the first maturity
+period is in by then, explicit or matured, so too few means too little traffic to tell.
+
 Offsets are committed only when a version is published, so after a restart the learner
-resumes from its last snapshot and relearns exactly what the snapshot lacks.
+resumes from its last snapshot and relearns exactly what the snapshot lacks. A queued
+request is the exception: a periodic snapshot commits past it while it is still waiting,
+so it is kept in Redis until its verdict is sent, and reloaded at start-up.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -59,8 +70,14 @@ class Learner:
         self.shadow = Shadow()
         self.decisions: list[Decision] = []
         """Every retrain decision taken by this process, latest last (for tests and ops)."""
+        self.queue_key = f"{settings.redis_prefix}:learner:retrain-queue"
+        self.queued: dict[str, RetrainRequested] = {}
+        """Requests with ``since`` waiting for labels since the drift, by request_id, oldest first."""
+        self._answered: list[str] = []  # queued requests answered in this batch, verdict not yet sent
+        self._sent: list[str] = []  # ... and sent: to drop from Redis
 
     async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
+        await self._forget_answered()
         outs: list[Out] = []
         labels: list[tuple[ConsumerRecord | None, Label]] = []
         requests: list[RetrainRequested] = []
@@ -83,14 +100,18 @@ class Learner:
         labels += await self._matured()
         outs += await self._learn(labels)
         # after this batch's labels: the window (and a promoted challenger) holds everything consumed
-        for request in requests:
+        await self._queue(requests)
+        for request in self._due():
             outs += await self._retrain(request)
         return outs + await self._maybe_publish()
 
     async def on_idle(self) -> list[Out]:
+        await self._forget_answered()
         return await self._maybe_publish()
 
     def ready_to_commit(self) -> bool:
+        # the runner asks after every batch's outputs are acknowledged: verdicts included
+        self._sent, self._answered = self._sent + self._answered, []
         published, self.published = self.published, False
         return published
 
@@ -184,6 +205,70 @@ class Learner:
 
     # --- retrain on request
 
+    async def resume_queue(self) -> None:
+        """The requests still waiting when the learner stopped (see the module docstring)."""
+        for raw in (await self.redis.hgetall(self.queue_key)).values():
+            try:
+                request = decode(raw, RetrainRequested)
+            except DecodeError as exc:
+                log.error("dropping an unreadable queued retrain request: %s", exc)
+                continue
+            self.queued[request.request_id] = request
+        self.queued = dict(sorted(self.queued.items(), key=lambda item: item[1].requested_at))
+        for request in self.queued.values():
+            log.info("retrain %s still queued: labels since %s", request.request_id, request.since)
+
+    async def _queue(self, requests: list[RetrainRequested]) -> None:
+        """Requests without ``since`` run now, as before; with it, they wait here and in Redis.
+        A request already queued (re-read after a restart) is queued once."""
+        fresh = {r.request_id: r for r in requests if r.request_id not in self.queued}
+        waiting = {i: r for i, r in fresh.items() if r.since is not None}
+        if waiting:
+            await self.redis.hset(self.queue_key, mapping={i: encode(r) for i, r in waiting.items()})
+            await self.redis.expire(self.queue_key, int(2 * self.settings.label_maturity_s))
+        for request in waiting.values():
+            log.info("retrain %s by %s queued: %s", request.request_id, request.requested_by,
+                     self._lacking(request) or "enough labels since the drift already")
+        self.queued.update(fresh)
+
+    def _since(self, request: RetrainRequested) -> tuple[int, int]:
+        """Labels and frauds in the window of transactions from ``request.since`` on."""
+        since = request.since.timestamp()
+        kept = [e.is_fraud for e in self.trainer.recent if e.ts >= since]
+        return len(kept), sum(kept)
+
+    def _lacking(self, request: RetrainRequested) -> str | None:
+        """What a request with ``since`` still waits for in the window (None: nothing)."""
+        if request.since is None:
+            return None
+        (labels, frauds), settings = self._since(request), self.settings
+        if labels >= settings.retrain_min_labels_since_drift and frauds >= settings.retrain_min_frauds_since_drift:
+            return None
+        return (f"{labels} labels, {frauds} frauds since {request.since:%Y-%m-%d %H:%M:%S} (needs "
+                f"{settings.retrain_min_labels_since_drift} and {settings.retrain_min_frauds_since_drift})")
+
+    def _due(self) -> list[RetrainRequested]:
+        """The queued requests to answer now, oldest first: without ``since``; with enough
+        labels since; or waiting too long (refused, see the module docstring)."""
+        due = []
+        for request_id, request in list(self.queued.items()):
+            if request.since is not None:
+                expired = self.watermark - request.since.timestamp() > 2 * self.settings.label_maturity_s
+                if self._lacking(request) and not expired:
+                    continue
+                log.info("retrain %s runs: %d labels, %d frauds since %s", request_id, *self._since(request),
+                         request.since)
+                self._answered.append(request_id)
+            due.append(self.queued.pop(request_id))
+        return due
+
+    async def _forget_answered(self) -> None:
+        """Drop from Redis the requests whose verdicts were sent (``ready_to_commit``); a
+        crash in between answers a request twice: at least once, like every input."""
+        if self._sent:
+            await self.redis.hdel(self.queue_key, *self._sent)
+            self._sent = []
+
     async def _retrain(self, request: RetrainRequested) -> list[Out]:
         """Challenger vs champion on the same held-back labels; announce the verdict.
 
@@ -192,10 +277,15 @@ class Learner:
         is still in the window, so offsets may be committed. Rejected: its artifact is kept
         and announced as ``rejected`` (to inspect, or promote by hand); the champion stays,
         and offsets wait for its next snapshot unless it has learned nothing since the last.
-        Refused (too few labels or frauds): logged, nothing announced.
+        Refused (too few labels or frauds; with ``since``, still too few after waiting):
+        logged, nothing announced.
         """
-        decision = await asyncio.to_thread(retrain, self.trainer.model, list(self.trainer.recent),
-                                           self.retrain_config)
+        config = self.retrain_config
+        if request.since is not None:  # as many labels since the drift as the queue waited for
+            config = replace(config, since=request.since.timestamp(), epochs=self.settings.retrain_epochs_since_drift,
+                             min_labels=self.settings.retrain_min_labels_since_drift,
+                             min_frauds=self.settings.retrain_min_frauds_since_drift)
+        decision = await asyncio.to_thread(retrain, self.trainer.model, list(self.trainer.recent), config)
         self.decisions.append(decision)
         requested = f"retrain {request.request_id} by {request.requested_by} ({request.reason})"
         if decision.challenger is None:
@@ -279,6 +369,7 @@ async def start_learner(settings: Settings, clients: Clients) -> Learner:
             log.error("champion %s cannot be loaded (%s); starting a fresh model", current.version, exc)
     trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold, settings.retrain_window_labels)
     learner = Learner(settings, clients.redis, FeatureStore(clients.redis, settings), artifacts, trainer, history)
+    await learner.resume_queue()
     challenger = active_challenger(history)
     if challenger is not None:  # resume the shadow from its latest snapshot
         try:
@@ -306,10 +397,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def request_retrain(settings: Settings, reason: str, requested_by: str = "ops",
-                          drift_event_id: str | None = None) -> RetrainRequested:
-    """Ask the learner for a challenger (what ``fraudstream retrain`` does)."""
+                          drift_event_id: str | None = None, since: datetime | None = None) -> RetrainRequested:
+    """Ask the learner for a challenger (what ``fraudstream retrain`` does); with ``since``,
+    one trained on labels of transactions from then on, once enough are in."""
     from shared.kafka import publish_one
 
-    request = RetrainRequested(reason=reason, requested_by=requested_by, drift_event_id=drift_event_id)
+    request = RetrainRequested(reason=reason, requested_by=requested_by, drift_event_id=drift_event_id, since=since)
     await publish_one(settings, MODEL_RETRAIN, request.request_id.encode(), encode(request))
     return request

@@ -11,6 +11,18 @@
   reference window; a periodic snapshot of the same model learning online does not.
 
 Outputs: ``drift.events`` (keyed by kind) and ``model.retrain`` (keyed by request_id).
+A request's ``since`` (the event time from which the learner should learn) is the earliest
+start of the current windows of the feature and score drifts detected since the last request
+or champion, not the start of the drift that armed the request: the first window to show a
+drift holds the change, while the one that arms the policy may start after it (3 features
+drifting at once comes late). Performance windows are dated by label time, not transaction
+time, and ADWIN's cut is loose (5–8 minutes before the change in the drift test): they give
+``since`` only when no feature or score window did. In the drift test the armed drift's own
+start was 5–8 minutes before the change or 4 after, depending on which detector the
+interleaving of the topics fired first; the earliest feature or score start was 4–5 minutes
+before it. An earlier false alarm in the same episode makes ``since`` earlier: the
+challenger then learns more of the old world.
+
 The maths lives in ``detectors.py`` and ``windows.py``; this module only routes.
 
 State is in memory, and the monitor runs as ONE replica: its windows must see the whole
@@ -69,6 +81,10 @@ class Monitor:
         """The model version of the latest score: named in drift events until a champion is known."""
         self.clock: datetime | None = None
         """Event time: the newest transaction ts seen. Cool-downs run on it, so replays match."""
+        self.episode_start: dict[str, datetime] = {}
+        """``transactions`` (feature and score drifts) or ``labels`` (performance drifts) → the
+        earliest current-window start since the last request or champion: the next request's
+        ``since`` (see the module docstring)."""
         self.routes = {
             settings.topic(TRANSACTIONS_ENRICHED): (EnrichedTransaction, self.on_enriched),
             settings.topic(SCORES): (Score, self.on_score),
@@ -149,6 +165,7 @@ class Monitor:
         for detector in (self.features, self.scores, self.performance):
             detector.reset()
         self.policy.disarm()
+        self.episode_start = {}
         return []
 
     def _advance(self, ts: datetime) -> None:
@@ -160,10 +177,15 @@ class Monitor:
         metrics.DRIFT_EVENTS.labels(drift.kind).inc()
         log.warning("monitor: %s", describe(drift))
         self.policy.arm(drift, features_drifted=len(self.features.drifted))
+        clock, start = "labels" if drift.kind == "performance" else "transactions", drift.current.start
+        if start is not None:
+            self.episode_start[clock] = min(start, self.episode_start.get(clock, start))
         return Out(self.settings.topic(DRIFT_EVENTS), drift.kind.encode(), encode(drift))
 
     def _retrain(self, request: RetrainRequested) -> Out:
-        log.warning("monitor: retrain requested (%s)", request.reason)
+        since = self.episode_start.get("transactions") or self.episode_start.get("labels")
+        request, self.episode_start = request.model_copy(update={"since": since}), {}
+        log.warning("monitor: retrain requested (%s) on labels since %s", request.reason, request.since)
         return Out(self.settings.topic(MODEL_RETRAIN), request.request_id.encode(), encode(request))
 
 
