@@ -106,6 +106,9 @@ async def test_a_shift_is_detected_after_it_happened_and_asks_for_one_retrain(se
     trigger = next(d for d in drifts if d.event_id == retrain.drift_event_id)
     assert trigger.severity == "critical" and retrain.requested_by == "monitor"
     assert seen.of(MODEL_RETRAIN)[0].key == retrain.request_id.encode()
+    # learn from where the first drifting window began: the earliest start among the drifts before the request
+    assert retrain.since == min(d.current.start for d in drifts if d.kind != "performance" and
+                                d.current.end <= trigger.current.end)
 
     (letter,) = [decode(r.value, DeadLetter) for r in seen.of(DEADLETTER)]
     assert (letter.service, letter.payload, letter.offset) == ("monitor", b"not json", len(txs))
