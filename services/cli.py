@@ -204,9 +204,12 @@ def up(
 
 @app.command()
 def bench(
-    stage: Annotated[str, typer.Argument(help="ingest, features or pipeline")] = "ingest",
-    events: Annotated[int, typer.Option(help="backlog size for the throughput run")] = 100_000,
-    offered: Annotated[float, typer.Option(help="offered load for the latency run, events/s")] = 2_000.0,
+    stage: Annotated[str, typer.Argument(
+        help="full (every service, labels flowing, and the baselines), ingest, features, pipeline or scoring")] = "full",
+    events: Annotated[Optional[int], typer.Option(
+        help="backlog size for the throughput run [default: 100,000 for ingest, else 30,000]")] = None,
+    offered: Annotated[Optional[float], typer.Option(
+        help="offered load for the latency run, transactions/s [default: half the throughput just measured]")] = None,
     latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
 ) -> None:
@@ -214,15 +217,15 @@ def bench(
     import dataclasses
     import json
 
-    from services.bench import STAGES, run_bench
+    from services.bench import DEFAULT_EVENTS, STAGES, run_bench
     from shared.stack import LocalStack
 
     if stage not in STAGES:
         raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
     base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
     with LocalStack(base) as stack:
-        figures = asyncio.run(run_bench(stack.settings, stack.env(), stack.workdir, stage, events, offered,
-                                        latency_seconds))
+        figures = asyncio.run(run_bench(stack.settings, stack.env(), stack.workdir, stage,
+                                        events or DEFAULT_EVENTS[stage], offered, latency_seconds))
     typer.echo(json.dumps(dataclasses.asdict(figures)) if as_json else "\n".join(figures.lines()))
 
 
