@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.codec import encode
 from shared.events import EnrichedTransaction, utcnow
-from shared.kafka import Out, Sender, ensure_topics, make_consumer, make_producer
+from shared.kafka import Out, Sender, ensure_topics, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
 from shared.stack import free_port
 from shared.topics import LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
@@ -156,12 +156,8 @@ class OutputCounter:
     async def start(self) -> "OutputCounter":
         await self.consumer.start()
         if self.from_end:
-            # Tansu 0.6 answers ListOffsets(latest) with the base offset of a partition's
-            # last batch + 1, not with its end, so "latest" re-reads up to a batch per
-            # partition of old outputs (their "latency" was the 3-13 s stall of earlier
-            # runs). Discard until a poll comes back empty: the position is then the end.
-            while await self.consumer.getmany(timeout_ms=500):
-                pass
+            # old outputs re-read from a wrong "latest" were the 3-13 s "stall" of earlier runs
+            await skip_to_end(self.consumer)
             self.since = time.time() - 0.001  # record timestamps are whole milliseconds
         return self
 

@@ -80,6 +80,17 @@ def make_consumer(settings: Settings, *topics: str, group: str | None, **overrid
     return AIOKafkaConsumer(*(settings.topic(t) for t in topics), **(options | overrides))
 
 
+async def skip_to_end(consumer: AIOKafkaConsumer) -> None:
+    """Move a started consumer (``auto_offset_reset="latest"``) to the real end of its topics.
+
+    Tansu 0.6 answers ListOffsets(latest) with the base offset of a partition's last batch
+    + 1, not its end, so "latest" re-reads up to a batch per partition of old records.
+    Discarding until a poll comes back empty leaves the position at the end.
+    """
+    while await consumer.getmany(timeout_ms=500):
+        pass
+
+
 class Sender:
     """Sends a list of records in per-partition batches and waits for every ack."""
 

@@ -26,7 +26,7 @@ from typing import Callable
 
 import orjson
 
-from shared.kafka import Out, Sender, make_consumer, make_producer
+from shared.kafka import Out, Sender, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
 from shared.topics import DEADLETTER, LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
 from services.replay.source import Source
@@ -64,8 +64,7 @@ class _Reader:
 
     async def start(self) -> None:
         await self.consumer.start()
-        for tp in self.consumer.assignment():
-            await self.consumer.position(tp)  # fix "latest" now, before anything is sent
+        await skip_to_end(self.consumer)  # before anything is sent: an older score of the same tx_id is not ours
 
     async def run(self) -> None:
         scores, out = self.outcome.scores, self.outcome
