@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,15 +39,42 @@ Start = Annotated[Optional[datetime], typer.Option("--start", help="evaluate fro
 End = Annotated[Optional[datetime], typer.Option("--end", help="evaluate before this event time (UTC if naive)")]
 
 
-def replay_settings(base: Settings, label_delay_s: float) -> dict[str, str]:
+def replay_settings(base: Settings, label_delay_s: float) -> dict[str, float]:
     """What the services need to take history: old timestamps, labels 'from the future' of
-    the wall clock, no implicit genuine label before the file's own, versions by label count."""
+    the wall clock, no implicit genuine label before the file's own, versions by label count.
+    Settings field → value (``base.model_copy(update=...)``; ``as_env`` for processes)."""
     return {
-        "FRAUDSTREAM_MAX_AGE_DAYS": "1e6",
-        "FRAUDSTREAM_MAX_FUTURE_SKEW_S": "1e12",
-        "FRAUDSTREAM_LABEL_MATURITY_S": str(max(base.label_maturity_s, label_delay_s + DAY_S)),
-        "FRAUDSTREAM_PUBLISH_EVERY_S": "1e12",
+        "max_age_days": 1e6,
+        "max_future_skew_s": 1e12,
+        "label_maturity_s": max(base.label_maturity_s, label_delay_s + DAY_S),
+        "publish_every_s": 1e12,
     }
+
+
+def as_env(overrides: dict[str, float]) -> dict[str, str]:
+    """
+    >>> as_env({"max_age_days": 1e6})
+    {'FRAUDSTREAM_MAX_AGE_DAYS': '1000000.0'}
+    """
+    return {f"FRAUDSTREAM_{name.upper()}": str(value) for name, value in overrides.items()}
+
+
+@contextmanager
+def progress_bar(length: int):
+    """A progress bar and the function that moves it to ``done`` (counts only go up)."""
+    with typer.progressbar(length=length, label="scored", show_pos=True) as bar:
+        shown = 0
+
+        def advance(done: int) -> None:
+            nonlocal shown
+            bar.update(done - shown)
+            shown = done
+
+        yield advance
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
 
 
 def _load(file: Path, columns: Columns, label_delay: str) -> tuple[Source, float]:
@@ -116,24 +144,19 @@ def replay(
     else:
         outcome = _replay_locally(run_replay, source, delay_s, max_in_flight)
     rate = outcome.sent_tx / outcome.wall_s if outcome.wall_s else 0.0
-    refused = ", ".join(f"{k} {v:,}" for k, v in outcome.refused.most_common()) or "none"
+    refused = _counts(outcome.refused)
     typer.echo(f"replayed {outcome.sent_tx:,} transactions and {outcome.sent_labels:,} labels in "
                f"{outcome.wall_s:.0f}s ({rate:,.0f} transactions/s); scored {len(outcome.scores):,}; "
                f"refused: {refused}")
     if outcome.labels_refused:
-        typer.echo("labels refused: " + ", ".join(f"{k} {v:,}" for k, v in outcome.labels_refused.most_common()))
+        typer.echo(f"labels refused: {_counts(outcome.labels_refused)}")
     _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)
 
 
 async def _replay_with_bar(run_replay, settings: Settings, source: Source, max_in_flight: int):
-    with typer.progressbar(length=source.transactions, label="scored", show_pos=True) as bar:
-        shown = [0]
-
-        def progress(outcome) -> None:
-            bar.update(outcome.done - shown[0])
-            shown[0] = outcome.done
-
-        return await run_replay(settings, source, max_in_flight=max_in_flight, on_progress=progress)
+    with progress_bar(source.transactions) as advance:
+        return await run_replay(settings, source, max_in_flight=max_in_flight,
+                                on_progress=lambda outcome: advance(outcome.done))
 
 
 def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: int):
@@ -144,7 +167,7 @@ def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: i
     base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
     with LocalStack(base) as stack:
         asyncio.run(ensure_topics(stack.settings))
-        procs = start_services(REPLAY_SERVICES, stack.env() | replay_settings(base, delay_s), stack.workdir)
+        procs = start_services(REPLAY_SERVICES, stack.env() | as_env(replay_settings(base, delay_s)), stack.workdir)
         try:
             return asyncio.run(_replay_with_bar(run_replay, stack.settings, source, max_in_flight))
         finally:
@@ -166,22 +189,15 @@ def evaluate(
 
     source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
                                            country, device), label_delay)
-    settings = Settings(**{k.removeprefix("FRAUDSTREAM_").lower(): float(v)
-                           for k, v in replay_settings(Settings(), delay_s).items()})
+    settings = Settings()
+    settings = settings.model_copy(update=replay_settings(settings, delay_s))
     began = time.monotonic()
-    with typer.progressbar(length=source.transactions, label="scored", show_pos=True) as bar:
-        shown = [0]
-
-        def progress(done: int) -> None:
-            bar.update(done - shown[0])
-            shown[0] = done
-
+    with progress_bar(source.transactions) as advance:
         outcome = run_offline(settings, source, FraudModel(kind, genuine_rate=settings.genuine_sample_rate),
-                              on_progress=progress)
-        bar.update(len(outcome.scores) - shown[0])
+                              on_progress=advance)
+        advance(len(outcome.scores))
     wall = time.monotonic() - began
-    refused = ", ".join(f"{k} {v:,}" for k, v in sorted(outcome.refused.items(), key=lambda kv: -kv[1])) or "none"
     typer.echo(f"evaluated {len(outcome.scores):,} transactions in {wall:.0f}s "
                f"({len(outcome.scores) / wall if wall else 0:,.0f}/s), {outcome.versions} model versions; "
-               f"refused: {refused}")
+               f"refused: {_counts(outcome.refused)}")
     _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)

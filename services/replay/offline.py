@@ -16,6 +16,7 @@ are scored by the previous version. The test that compares the two bounds the di
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Callable
@@ -35,7 +36,8 @@ class OfflineOutcome:
     scores: dict[str, tuple[float, str]] = field(default_factory=dict)
     features: dict[str, dict[str, float]] = field(default_factory=dict)
     """tx_id → the vector it was scored with (kept only when asked)."""
-    refused: dict[str, int] = field(default_factory=dict)
+    refused: Counter[str] = field(default_factory=Counter)
+    """Reason (up to the colon) → events refused, as ingest and the learner would."""
     versions: int = 0
 
 
@@ -56,7 +58,7 @@ def evaluate(settings: Settings, source: Source, model: FraudModel | None = None
                 label = parse_label(event.value, limits, now)
                 stored = vectors.get(label.tx_id)
                 if stored is None:
-                    _refuse(out, "unknown or expired tx_id")
+                    out.refused["unknown or expired tx_id"] += 1
                     continue
                 features.apply_label(label)
                 trainer.learn(label.tx_id, stored[1], label.is_fraud, stored[0])
@@ -67,10 +69,10 @@ def evaluate(settings: Settings, source: Source, model: FraudModel | None = None
                 continue
             tx = parse_transaction(event.value, limits, now)
         except Rejected as exc:
-            _refuse(out, str(exc))
+            out.refused[str(exc).split(":", 1)[0]] += 1
             continue
         if tx.tx_id in seen:
-            _refuse(out, "duplicate")
+            out.refused["duplicate"] += 1
             continue
         seen.add(tx.tx_id)
         x = features.apply(tx).features
@@ -81,9 +83,4 @@ def evaluate(settings: Settings, source: Source, model: FraudModel | None = None
         if on_progress and n % 10_000 == 0:
             on_progress(len(out.scores))
     return out
-
-
-def _refuse(out: OfflineOutcome, reason: str) -> None:
-    key = reason.split(":", 1)[0]
-    out.refused[key] = out.refused.get(key, 0) + 1
 

@@ -45,10 +45,9 @@ def vectors(records) -> dict[str, dict[str, float]]:
 
 
 async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings, start_service, tmp_path):
-    s = settings.model_copy(update={
-        k.removeprefix("FRAUDSTREAM_").lower(): float(v) for k, v in replay_settings(settings, DELAY_S).items()
-    } | {"publish_every_labels": 100, "genuine_sample_rate": 1.0, "partitions": 1,
-         "topic_prefix": settings.topic_prefix + "p1."})
+    s = settings.model_copy(update=replay_settings(settings, DELAY_S) | {
+        "publish_every_labels": 100, "genuine_sample_rate": 1.0, "partitions": 1,
+        "topic_prefix": settings.topic_prefix + "p1."})
     await ensure_topics(s)
     config = SimulatorConfig(seed=12, n_cards=300, n_merchants=40, fraud_rate=0.05)
     emissions = [e for e in simulate(config, N) if e.topic == TRANSACTIONS_RAW]
@@ -145,3 +144,4 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
           f"versions: replay {len({v for _, v in outcome.scores.values()})}, offline {offline.versions}")
     assert abs(ap_replay - ap_offline) < 0.05
     assert close > 0.8
+
