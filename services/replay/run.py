@@ -137,9 +137,8 @@ async def replay(settings: Settings, source: Source, *, max_in_flight: int = 20_
 
     try:
         sender = Sender(producer)
-        events = source.events
-        for i in range(0, len(events), chunk):
-            part = events[i:i + chunk]
+
+        async def send(part: list) -> None:
             await wait(lambda: outcome.sent_tx - outcome.done < max_in_flight, "the pipeline to catch up")
             labels = [e.tx_id for e in part if e.kind == "label"]
             if labels:
@@ -148,6 +147,19 @@ async def replay(settings: Settings, source: Source, *, max_in_flight: int = 20_
                                for e in part])
             outcome.sent_labels += len(labels)
             outcome.sent_tx += len(part) - len(labels)
+
+        # A part never holds a label together with its own transaction: the label has to wait
+        # for that transaction's score, so the part is cut before it.
+        part, part_tx = [], set()
+        for event in source.events:
+            if len(part) >= chunk or (event.kind == "label" and event.tx_id in part_tx):
+                await send(part)
+                part, part_tx = [], set()
+            part.append(event)
+            if event.kind == "tx":
+                part_tx.add(event.tx_id)
+        if part:
+            await send(part)
         await wait(lambda: outcome.done >= outcome.sent_tx, "the last scores")
     finally:
         await producer.stop()

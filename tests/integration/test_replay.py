@@ -145,3 +145,16 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
     assert abs(ap_replay - ap_offline) < 0.05
     assert close > 0.8
 
+
+async def test_labels_due_inside_a_chunk_wait_for_their_own_transactions(settings, start_service, tmp_path):
+    """No label delay: every label sorts right after its transaction, in the same chunk."""
+    s = settings.model_copy(update=replay_settings(settings, 0.0))
+    config = SimulatorConfig(seed=13, n_cards=100, n_merchants=20, fraud_rate=0.05)
+    path = tmp_path / "history.csv"
+    write_csv((e for e in simulate(config, 200) if e.topic == TRANSACTIONS_RAW), path)
+    source = read(path, Columns(), 0.0)
+    for run in (ingest.run, features.run, scoring.run, learner.run):
+        start_service(run, s)
+    outcome = await replay(s, source, stalled_s=30)
+    assert (len(outcome.scores), outcome.sent_tx, outcome.sent_labels) == (200, 200, 200)
+    assert not outcome.refused and not outcome.labels_refused
