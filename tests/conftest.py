@@ -1,6 +1,6 @@
 """Fixtures: a real broker and a real Redis for the whole run, fresh topics for each test.
 
-The stack is started by the project itself (``shared.stack.LocalStack``): a Tansu broker
+The stack is started by the project itself (``fraudstream.stack.LocalStack``): a Tansu broker
 on a free port and the Redis on 127.0.0.1:6379 if one answers, else a redis-server of
 our own. Each test gets its own topic prefix and Redis key prefix, so tests never see
 each other's data and runs never collide.
@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from shared.kafka import ensure_topics
 from shared.settings import Settings
-from shared.stack import LocalStack
+from fraudstream.stack import LocalStack
 from tests.kafka_helpers import delete_prefix
 
 

@@ -2,7 +2,7 @@
 
 ``fraud_model`` learns and scores, ``reasons`` explains a score, ``metrics`` tracks
 prequential performance, ``artifacts`` stores and verifies model versions, and
-``compare`` is the model-choice experiment (``python -m services.model.compare``).
+``compare`` is the model-choice experiment (``python -m fraudstream.compare``).
 """
 
 from services.model.artifacts import ArtifactError, ArtifactStore, dump, load_verified, make_store

@@ -42,7 +42,7 @@ from services.model.artifacts import dump, make_store
 from services.model.fraud_model import FraudModel
 from services.monitor import service as monitor
 from services.scoring import service as scoring
-from services.simulator.traffic import Emission, SimulatorConfig, simulate
+from fraudstream.simulator.traffic import Emission, SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.e2e

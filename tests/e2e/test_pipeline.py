@@ -17,8 +17,8 @@ from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
 from services.scoring import service as scoring
-from services.simulator.publish import publish
-from services.simulator.traffic import SimulatorConfig, simulate
+from fraudstream.simulator.publish import publish
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector
 
 pytestmark = pytest.mark.e2e

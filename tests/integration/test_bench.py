@@ -6,8 +6,8 @@ import pytest
 
 from shared.codec import decode
 from shared.events import Score, Transaction
-from services.bench import raw_stream, send_all, take
-from services.bench_baselines import COPY_TO, naive, passthrough
+from fraudstream.bench import raw_stream, send_all, take
+from fraudstream.bench.baselines import COPY_TO, naive, passthrough
 from tests.kafka_helpers import Collector
 
 pytestmark = pytest.mark.integration

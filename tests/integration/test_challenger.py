@@ -14,8 +14,8 @@ from services.features import service as features
 from services.learner import service as learner
 from services.model.operations import challenge, promote
 from services.scoring import service as scoring
-from services.simulator.publish import anchored
-from services.simulator.traffic import SimulatorConfig, simulate
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared.events import Label, Transaction
-from services.features.bench import CountingConnection, counting_client, memory_usage, synthetic_stream
+from fraudstream.bench.feature_store import CountingConnection, counting_client, memory_usage, synthetic_stream
 from services.features.definitions import FEATURE_NAMES, FeatureResult
 from services.features.reference import ReferenceFeatures
 from services.features.store import FeatureStore, Watermark

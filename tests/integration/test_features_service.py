@@ -13,8 +13,8 @@ from shared.kafka import ensure_topics
 from shared.topics import DEADLETTER, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
 from services.features import service as features
 from services.features.reference import ReferenceFeatures
-from services.simulator.publish import anchored
-from services.simulator.traffic import SimulatorConfig, simulate
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

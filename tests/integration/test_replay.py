@@ -21,12 +21,12 @@ from services.features import service as features
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
-from services.replay.commands import replay_settings
-from services.replay.offline import evaluate
-from services.replay.run import replay
-from services.replay.source import Columns, read
+from fraudstream.replay.commands import replay_settings
+from fraudstream.replay.offline import evaluate
+from fraudstream.replay.run import replay
+from fraudstream.replay.source import Columns, read
 from services.scoring import service as scoring
-from services.simulator.traffic import SimulatorConfig, simulate, write_csv
+from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
 from tests.kafka_helpers import Collector, delete_prefix
 
 pytestmark = pytest.mark.integration

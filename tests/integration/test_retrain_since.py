@@ -16,8 +16,8 @@ from shared.kafka import make_consumer
 from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
 from services.features import service as features
 from services.learner import service as learner
-from services.simulator.publish import anchored
-from services.simulator.traffic import SimulatorConfig, simulate
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

@@ -314,7 +314,7 @@ def test_build_context_has_what_the_dockerfile_copies_and_nothing_else():
 
 
 def test_deploy_files_cover_exactly_the_cli_services_and_commands():
-    cli = pytest.importorskip("services.cli", reason="the CLI does not import")
+    cli = pytest.importorskip("fraudstream.cli", reason="the CLI does not import")
     assert sorted(cli.SERVICES) == sorted(SERVICES), "a service was added or renamed: update deploy/ too"
     commands = {c.name or c.callback.__name__.replace("_", "-") for c in cli.app.registered_commands}
     entry = image_entrypoint()

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.events import Label, Transaction
-from services.features import bench, definitions, reference, store
+from fraudstream.bench import feature_store as bench
+from services.features import definitions, reference, store
 from services.features.definitions import (
     AGE_CAP_S, DAY, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, UNKNOWN_TX, Feature, transaction_features,
     version_of,

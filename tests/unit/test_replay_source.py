@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
-from services.replay.source import Columns, parse_duration, read
+from fraudstream.replay.source import Columns, parse_duration, read
 from shared.events import utcnow
 
 KAGGLE = Columns(time="trans_date_trans_time", card="cc_num", merchant="merchant", amount="amt",

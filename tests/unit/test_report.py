@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from services.evaluation import (
+from fraudstream.evaluation import (
     SCORE_COLUMNS,
     ScoredRow,
     build_report,
@@ -16,7 +16,7 @@ from services.evaluation import (
     threshold_at_alert_rate,
     write_scores,
 )
-from services.evaluation.plots import write_plots
+from fraudstream.evaluation.plots import write_plots
 
 
 def at(day: int, hour: int = 12, minute: int = 0) -> datetime:

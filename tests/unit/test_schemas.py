@@ -1,4 +1,4 @@
-from shared import schemas
+from fraudstream import schemas
 from shared.events import ALL_EVENTS
 
 

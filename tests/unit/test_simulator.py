@@ -10,8 +10,8 @@ from statistics import mean
 
 import pytest
 
-from services.simulator.patterns import DRIFT_PATTERN, PATTERNS
-from services.simulator.traffic import (
+from fraudstream.simulator.patterns import DRIFT_PATTERN, PATTERNS
+from fraudstream.simulator.traffic import (
     Emission,
     SimulatorConfig,
     read_csv,

@@ -1,10 +1,10 @@
 """Model-choice experiment: prequential runs of the candidate models on simulated traffic.
 
-``python -m services.model.compare [n_transactions] [seed]`` prints, per model: average
+``python -m fraudstream.compare [n_transactions] [seed]`` prints, per model: average
 precision, ROC AUC and log loss of the scores every transaction got, µs of CPU per event
 (score every transaction, learn every label) and the pickled size.
 
-The stream is the project's own: ``services.simulator`` traffic (0.7 % fraud in four
+The stream is the project's own: ``fraudstream.simulator`` traffic (0.7 % fraud in four
 patterns, labels hours late, 10 % of genuine transactions labelled) with the features of
 ``services.features.reference`` (the same definitions the feature service computes). A
 transaction is scored when it happens and learned from when its label arrives, as in
@@ -21,7 +21,7 @@ from datetime import timedelta
 from services.features.reference import ReferenceFeatures
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential
-from services.simulator.traffic import SimulatorConfig, simulate
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from shared.topics import TRANSACTIONS_RAW
 
 Event = tuple[str, str, dict[str, float] | None, bool]

@@ -19,7 +19,7 @@ from shared.codec import encode
 from shared.events import utcnow
 from shared.kafka import Out, Sender, make_producer
 from shared.settings import Settings
-from services.simulator.traffic import SimulatorConfig, simulate, time_scale
+from fraudstream.simulator.traffic import SimulatorConfig, simulate, time_scale
 
 FOREVER_SPAN = timedelta(days=390)
 """An endless run starts this far back (inside ingest's default 400-day age limit)."""

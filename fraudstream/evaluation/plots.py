@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.evaluation.report import Report, ScoredRow, in_period
+from fraudstream.evaluation.report import Report, ScoredRow, in_period
 
 
 def precision_recall_points(pairs: Iterable[tuple[float, bool]]) -> list[tuple[float, float]]:

@@ -1,6 +1,6 @@
 """``fraudstream replay``: a historical file through the real pipeline, in event time.
 
-The events of :mod:`services.replay.source` go to ``transactions.raw`` and ``labels.raw``
+The events of :mod:`fraudstream.replay.source` go to ``transactions.raw`` and ``labels.raw``
 like any producer's, in event-time order, and the services (ingest, features, scoring,
 learner) do the rest. Two rules keep the replay faithful to event time while it runs as
 fast as the pipeline can take it:
@@ -29,7 +29,7 @@ import orjson
 from shared.kafka import Out, Sender, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
 from shared.topics import DEADLETTER, LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from services.replay.source import Source
+from fraudstream.replay.source import Source
 
 TX_TOPICS = (TRANSACTIONS_RAW, TRANSACTIONS_VALID, TRANSACTIONS_ENRICHED)
 """A dead letter from one of these is a transaction that will never be scored."""

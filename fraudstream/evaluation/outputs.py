@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from services.evaluation.report import Report, ScoredRow
+from fraudstream.evaluation.report import Report, ScoredRow
 
 
 def write_outputs(rows: Iterable[ScoredRow], report: Report, json_out: Path | None, plots: Path | None) -> list[Path]:
@@ -16,7 +16,7 @@ def write_outputs(rows: Iterable[ScoredRow], report: Report, json_out: Path | No
         json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
         written.append(json_out)
     if plots is not None:
-        from services.evaluation.plots import write_plots  # matplotlib only when plotting
+        from fraudstream.evaluation.plots import write_plots  # matplotlib only when plotting
 
         written += write_plots(rows, report, plots)
     return written

@@ -10,7 +10,7 @@
   ``predict_proba_one`` on the model pipeline, ``send_and_wait`` the score. It does less
   than the pipeline (no dedup, labels, reasons, learner or monitor), never more.
 
-Each runs like a service, ``run(settings, stop)``; ``python -m services.bench_baselines
+Each runs like a service, ``run(settings, stop)``; ``python -m fraudstream.bench.baselines
 passthrough|naive`` runs one as its own process (settings from the environment).
 """
 
@@ -91,11 +91,11 @@ async def _score_one(record: ConsumerRecord, settings: Settings, store: FeatureS
 
 
 if __name__ == "__main__":
-    from services.cli import configure_logging, run_until_signal
+    from shared.lifecycle import configure_logging, run_until_signal
 
     which = sys.argv[1] if len(sys.argv) > 1 else ""
     if which not in BASELINES:
-        sys.exit(f"usage: python -m services.bench_baselines {'|'.join(BASELINES)}")
+        sys.exit(f"usage: python -m fraudstream.bench.baselines {'|'.join(BASELINES)}")
     env_settings = Settings()
     configure_logging(env_settings)
     metrics.serve(env_settings.metrics_port)

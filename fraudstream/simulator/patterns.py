@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 from random import Random
 
-from services.simulator.population import World
+from fraudstream.simulator.population import World
 
 Draft = tuple[int, int, int, float, str, str | None, bool]
 MINUTE_MS = 60_000

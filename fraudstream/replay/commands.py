@@ -1,4 +1,4 @@
-"""The ``replay`` and ``evaluate`` commands (registered in ``services/cli.py``)."""
+"""The ``replay`` and ``evaluate`` commands (registered in ``fraudstream/cli.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from shared.settings import Settings
-from services.replay.source import Columns, Source, parse_duration, read
+from fraudstream.replay.source import Columns, Source, parse_duration, read
 
 REPLAY_SERVICES = ["ingest", "features", "scoring", "learner"]
 DAY_S = 86400.0
@@ -89,7 +89,7 @@ def _load(file: Path, columns: Columns, label_delay: str) -> tuple[Source, float
 
 
 def _rows(source: Source, scores: dict[str, tuple[float, str]]):
-    from services.evaluation.report import ScoredRow
+    from fraudstream.evaluation.report import ScoredRow
 
     rows = [ScoredRow(tx_id, datetime.fromtimestamp(ts, UTC), card, merchant, scores[tx_id][0], scores[tx_id][1],
                       label)
@@ -100,8 +100,8 @@ def _rows(source: Source, scores: dict[str, tuple[float, str]]):
 
 def _finish(rows, scores_out: Path | None, report_json: Path | None, plots: Path | None,
             start: datetime | None, end: datetime | None) -> None:
-    from services.evaluation.outputs import write_outputs
-    from services.evaluation.report import build_report, write_scores
+    from fraudstream.evaluation.outputs import write_outputs
+    from fraudstream.evaluation.report import build_report, write_scores
 
     if scores_out:
         write_scores(rows, scores_out)
@@ -135,7 +135,7 @@ def replay(
     """Stream a historical CSV through the real pipeline (broker, ingest, features, scoring,
     learner) in event time, with labels delayed; print the evaluation report (other k,
     alert rate or threshold: ``fraudstream report`` on the --scores-out file)."""
-    from services.replay.run import replay as run_replay
+    from fraudstream.replay.run import replay as run_replay
 
     source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
                                            country, device), label_delay)
@@ -161,8 +161,8 @@ async def _replay_with_bar(run_replay, settings: Settings, source: Source, max_i
 
 def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: int):
     from shared.kafka import ensure_topics
-    from shared.stack import LocalStack
-    from services.demo import start_services, stop_services
+    from fraudstream.stack import LocalStack
+    from fraudstream.demo import start_services, stop_services
 
     base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
     with LocalStack(base) as stack:
@@ -185,7 +185,7 @@ def evaluate(
     """The replay in one process without a broker (same validation, features, learner and
     model code): fast experiments on models and feature sets."""
     from services.model.fraud_model import FraudModel
-    from services.replay.offline import evaluate as run_offline
+    from fraudstream.replay.offline import evaluate as run_offline
 
     source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
                                            country, device), label_delay)

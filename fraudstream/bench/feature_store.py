@@ -1,6 +1,6 @@
 """A synthetic card stream, and how fast and how small the feature store is on it.
 
-``python -m services.features.bench`` runs against ``FRAUDSTREAM_REDIS_URL`` under a
+``python -m fraudstream.bench.feature_store`` runs against ``FRAUDSTREAM_REDIS_URL`` under a
 throw-away key prefix and prints applied transactions per second, the CPU time each
 transaction costs this process and the Redis server (the server's figure includes any
 other client's work at the same time), Redis round trips per transaction, and bytes per

@@ -3,7 +3,7 @@ labelled fraud patterns and delayed labels play out in event time.
 
 - ``population`` — cardholders with habits, merchants with a trade, genuine spending;
 - ``patterns`` — the fraud patterns, their rates, and the one that appears after drift;
-- ``traffic`` — :class:`~services.simulator.traffic.SimulatorConfig`, ``simulate`` (the
+- ``traffic`` — :class:`~fraudstream.simulator.traffic.SimulatorConfig`, ``simulate`` (the
   merged, time-ordered stream of transactions and labels), pacing help and the CSV files
   a replay reads;
 - ``publish`` — sends that stream to Kafka at a chosen rate.

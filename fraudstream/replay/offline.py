@@ -1,6 +1,6 @@
 """``fraudstream evaluate``: the replay's work in one process, without a broker.
 
-The same events in the same order as :mod:`services.replay.run`, through the same code the
+The same events in the same order as :mod:`fraudstream.replay.run`, through the same code the
 services run: ingest's validation and dedup by tx_id, the feature definitions (the
 reference implementation, which the store equals bit for bit: ``tests/integration/
 test_feature_store.py``), the learner's ``Trainer`` (label join, genuine sampling,
@@ -26,7 +26,7 @@ from services.features.reference import ReferenceFeatures
 from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from services.learner.trainer import Trainer
 from services.model.fraud_model import FraudModel
-from services.replay.source import Source
+from fraudstream.replay.source import Source
 
 UNTRAINED = "untrained"
 

@@ -5,7 +5,7 @@ written by ``fraudstream replay --scores-out``) and computes the report over a p
 ``plots`` draws it (matplotlib, imported only there).
 """
 
-from services.evaluation.report import (
+from fraudstream.evaluation.report import (
     SCORE_COLUMNS,
     Day,
     Report,

@@ -14,11 +14,11 @@ from pathlib import Path
 from shared.codec import DecodeError, decode
 from shared.kafka import make_consumer
 from shared.settings import Settings
-from shared.stack import LocalStack
+from fraudstream.stack import LocalStack
 from shared.topics import ALERTS, DEADLETTER, MODEL_VERSIONS, SCORES, TOPICS, DRIFT_EVENTS, TRANSACTIONS_VALID
-from services.console import line
-from services.simulator.publish import Progress, publish
-from services.simulator.traffic import SimulatorConfig
+from fraudstream.console import line
+from fraudstream.simulator.publish import Progress, publish
+from fraudstream.simulator.traffic import SimulatorConfig
 
 DEMO_ENV = {"FRAUDSTREAM_PUBLISH_EVERY_S": "10", "FRAUDSTREAM_PUBLISH_EVERY_LABELS": "200"}
 WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS)
@@ -30,7 +30,7 @@ def start_services(names: list[str], env: dict[str, str], logdir: Path) -> list[
     procs = []
     for name in names:
         log = open(logdir / f"{name}.log", "ab")
-        procs.append(subprocess.Popen([sys.executable, "-m", "services.cli", "service", name],
+        procs.append(subprocess.Popen([sys.executable, "-m", "services", name],
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs
 

@@ -34,8 +34,8 @@ from pydantic import (
     field_validator,
 )
 
-from services.simulator.patterns import PATTERNS, FraudMix, with_drift_pattern
-from services.simulator.population import EUR_TO, build_world, genuine_payment
+from fraudstream.simulator.patterns import PATTERNS, FraudMix, with_drift_pattern
+from fraudstream.simulator.population import EUR_TO, build_world, genuine_payment
 from shared.codec import explain
 from shared.events import Label, Transaction
 from shared.topics import LABELS_RAW, TRANSACTIONS_RAW

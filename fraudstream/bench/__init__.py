@@ -41,11 +41,11 @@ from shared.codec import encode
 from shared.events import EnrichedTransaction, utcnow
 from shared.kafka import Out, Sender, ensure_topics, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
-from shared.stack import free_port
+from fraudstream.stack import free_port
 from shared.topics import LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from services.bench_baselines import BASELINES, COPY_TO
-from services.demo import start_services, stop_services
-from services.simulator.traffic import SimulatorConfig, simulate
+from fraudstream.bench.baselines import BASELINES, COPY_TO
+from fraudstream.demo import start_services, stop_services
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 
 STAGES = {
     "full": (("ingest", "features", "scoring", "learner", "monitor"), SCORES),
@@ -568,7 +568,7 @@ async def run_baseline(settings: Settings, env: dict[str, str], logdir: Path, wh
     env = env | {"FRAUDSTREAM_TOPIC_PREFIX": s.topic_prefix, "FRAUDSTREAM_REDIS_PREFIX": s.redis_prefix,
                  "FRAUDSTREAM_METRICS_PORT": str(port)}
     with open(logdir / f"bench-{which}.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "services.bench_baselines", which], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "fraudstream.bench.baselines", which], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     watched, infra, stop_sampling = Watched.of(which, proc, port), infrastructure(s), asyncio.Event()
     sampling = asyncio.create_task(sample_until([watched, *infra], stop_sampling))

@@ -7,64 +7,26 @@ calls into the services.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import logging
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from services import SERVICES
+from services.__main__ import main as run_service_main
+from shared.lifecycle import configure_logging, run_until_signal
 from shared.settings import Settings
 from shared.topics import TOPICS
 
 app = typer.Typer(help="Real-time card-fraud detection on Kafka and Redis.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
-SERVICES = {
-    "ingest": "services.ingest.service",
-    "features": "services.features.service",
-    "scoring": "services.scoring.service",
-    "learner": "services.learner.service",
-    "monitor": "services.monitor.service",
-}
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if settings.log_level.upper() != "DEBUG":
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its INFO is per rebalance step
-    else:
-        logging.getLogger("aiokafka").setLevel(logging.INFO)
-
-
-def run_until_signal(main) -> None:
-    """Run ``main(stop)`` and set ``stop`` on SIGINT/SIGTERM, so services drain and commit."""
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)
-
-    asyncio.run(runner())
-
-
 @app.command()
 def service(name: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]) -> None:
     """Run one service (what a container runs)."""
     if name not in SERVICES:
         raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
-    settings = Settings()
-    configure_logging(settings)
-    from shared.metrics import serve
-
-    serve(settings.metrics_port)
-    module = importlib.import_module(SERVICES[name])
-    run_until_signal(lambda stop: module.run(settings, stop))
+    raise typer.Exit(run_service_main([name]))
 
 
 @app.command()
@@ -76,7 +38,7 @@ def tail(
     """Follow a topic and print each event as one readable line."""
     if topic not in TOPICS:
         raise typer.BadParameter(f"unknown topic {topic!r}; choose from {', '.join(TOPICS)}")
-    from services.console import tail as follow
+    from fraudstream.console import tail as follow
 
     run_until_signal(lambda stop: _until(stop, follow(Settings(), topic, from_beginning, limit)))
 
@@ -96,7 +58,7 @@ def stack(
 ) -> None:
     """Bring up the local broker and Redis (reusing one that answers), create the topics,
     print the settings that point at them, and keep them up until Ctrl-C."""
-    from shared.stack import LocalStack
+    from fraudstream.stack import LocalStack
 
     settings = Settings()
     configure_logging(settings)
@@ -114,7 +76,7 @@ def schemas(
     check: Annotated[bool, typer.Option(help="only check the committed files are current")] = False,
 ) -> None:
     """Export the JSON Schema of every event (or check the exported files are current)."""
-    from shared import schemas as schema_files
+    from fraudstream import schemas as schema_files
 
     if check:
         stale = schema_files.drift(*(p for p in [out] if p))
@@ -142,7 +104,7 @@ def _sim_config(seed: int, cards: int, merchants: int, fraud_rate: float, label_
                 drift_after: Optional[int]) -> "SimulatorConfig":
     from datetime import timedelta
 
-    from services.simulator.traffic import SimulatorConfig
+    from fraudstream.simulator.traffic import SimulatorConfig
 
     return SimulatorConfig(seed=seed, n_cards=cards, n_merchants=merchants, fraud_rate=fraud_rate,
                            label_delay_mean=timedelta(hours=label_delay_h), label_delay_sigma=0.5,
@@ -169,13 +131,13 @@ def simulate(
     """Publish seeded card traffic and delayed labels to transactions.raw / labels.raw (or a CSV)."""
     config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
     if csv is not None:
-        from services.simulator.traffic import write_csv
-        from services.simulator.traffic import simulate as stream
+        from fraudstream.simulator.traffic import write_csv
+        from fraudstream.simulator.traffic import simulate as stream
 
         rows = write_csv(stream(config, count or 100_000), csv)
         typer.echo(f"wrote {rows} transactions to {csv}")
         return
-    from services.simulator.publish import publish
+    from fraudstream.simulator.publish import publish
 
     settings = Settings()
     configure_logging(settings)
@@ -193,7 +155,7 @@ def up(
     label_delay_hours: LabelDelay = 6.0, drift_after: DriftAfter = None,
 ) -> None:
     """The demo: broker, Redis, every service, simulated traffic, live scores and alerts."""
-    from services.demo import run_demo
+    from fraudstream.demo import run_demo
 
     base = Settings() if external else Settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
     configure_logging(base)
@@ -217,8 +179,8 @@ def bench(
     import dataclasses
     import json
 
-    from services.bench import DEFAULT_EVENTS, STAGES, run_bench
-    from shared.stack import LocalStack
+    from fraudstream.bench import DEFAULT_EVENTS, STAGES, run_bench
+    from fraudstream.stack import LocalStack
 
     if stage not in STAGES:
         raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
@@ -332,8 +294,8 @@ def report(
     """Evaluate a scores file: ROC AUC, AP, card precision@k per day, recall at an alert rate, alerts/day."""
     from datetime import datetime
 
-    from services.evaluation import build_report, read_scores
-    from services.evaluation.outputs import write_outputs
+    from fraudstream.evaluation import build_report, read_scores
+    from fraudstream.evaluation.outputs import write_outputs
 
     try:
         bounds = [None if t is None else datetime.fromisoformat(t) for t in (start, end)]
@@ -350,7 +312,7 @@ def report(
         typer.echo(f"wrote {path}")
 
 
-from services.replay.commands import evaluate as _evaluate, replay as _replay  # noqa: E402
+from fraudstream.replay.commands import evaluate as _evaluate, replay as _replay  # noqa: E402
 
 app.command("replay")(_replay)
 app.command("evaluate")(_evaluate)
