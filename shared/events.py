@@ -22,6 +22,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -43,6 +44,20 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _iso_8601_only(value: object) -> object:
+    """An ISO 8601 string (or a datetime, in code), never a number: pydantic's lax datetime
+    would read 1700000000, 1700000000000 and "1700000000" as epoch times, and a producer
+    sending seconds where milliseconds were meant (or the reverse) would be silently wrong."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be an ISO 8601 date-time string, got {type(value).__name__}")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date-time: {value[:40]!r}") from None
+
+
 def _unknown_currency(code: str) -> str:
     raise ValueError(f"unknown ISO 4217 currency {code!r}")
 
@@ -54,7 +69,7 @@ def _finite(value: float) -> float:
 
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, strip_whitespace=True)]
-UtcTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only), AfterValidator(_to_utc)]
 Currency = Annotated[
     str,
     # No regex pattern: the set lookup below decides, and a pattern cost ~7 µs per event.
@@ -63,7 +78,8 @@ Currency = Annotated[
     AfterValidator(lambda c: c if c in ISO_4217 else _unknown_currency(c)),
 ]
 Country = Annotated[str, StringConstraints(strict=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")]
-Amount = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+"""Zero is real traffic (account verifications, and a favourite of card testers); negative is not."""
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Stamps = dict[Annotated[str, StringConstraints(max_length=32)], float]
 """Stage name → wall-clock epoch seconds when the event left that stage."""

@@ -10,7 +10,7 @@ true/false, yes/no (any case); empty means unknown.
 
 A row that cannot even be placed in time (no parseable time) is still sent, first and as
 it is, so that ingest dead-letters it with its reason like any bad input: nothing in the
-file is silently dropped. Every other check (amount > 0, ISO codes, ids) is ingest's.
+file is silently dropped. Every other check (amount ≥ 0, ISO codes, ids) is ingest's.
 
 Each labelled row yields a Label ``label_delay_s`` of event time after the transaction,
 merged into the stream at that point: the learner sees it only then.

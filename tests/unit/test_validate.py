@@ -75,3 +75,34 @@ def test_reasons_are_exact(raw, reason):
     with pytest.raises(Rejected) as caught:
         parse_label(raw, LIMITS, NOW)
     assert str(caught.value) == reason
+
+
+TX = ('{"tx_id":"t","ts":%s,"card_id":"c","merchant_id":"m","amount":%s,"currency":"EUR","channel":"pos",'
+      '"mcc":"5411","country":"FR"}')
+
+
+@pytest.mark.parametrize(
+    "ts,reason",
+    [
+        ("1780315200", "ts: Value error, must be an ISO 8601 date-time string, got int"),
+        ("1780315200000", "ts: Value error, must be an ISO 8601 date-time string, got int"),
+        ("1780315200.5", "ts: Value error, must be an ISO 8601 date-time string, got float"),
+        ('"1780315200"', "ts: Value error, not an ISO 8601 date-time: '1780315200'"),
+        ('"2026-06-01T12:00:00"', "ts: Input should have timezone info"),
+    ],
+)
+def test_timestamps_are_never_coerced_from_numbers(ts, reason):
+    with pytest.raises(Rejected) as caught:
+        parse_transaction((TX % (ts, "5")).encode(), LIMITS, NOW)
+    assert str(caught.value) == f"malformed: not a valid Transaction: {reason}"
+    label = '{"tx_id":"t","card_id":"c","is_fraud":true,"labelled_at":%s}' % ts
+    with pytest.raises(Rejected) as caught:
+        parse_label(label.encode(), LIMITS, NOW)
+    assert str(caught.value) == f"malformed: not a valid Label: {reason.replace('ts:', 'labelled_at:')}"
+
+
+def test_zero_amounts_are_scored_and_negative_ones_refused():
+    assert parse_transaction((TX % ('"2026-06-01T12:00:00Z"', "0")).encode(), LIMITS, NOW).amount == 0.0
+    with pytest.raises(Rejected) as caught:
+        parse_transaction((TX % ('"2026-06-01T12:00:00Z"', "-0.01")).encode(), LIMITS, NOW)
+    assert str(caught.value) == "malformed: not a valid Transaction: amount: Input should be greater than or equal to 0"
