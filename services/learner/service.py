@@ -22,18 +22,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import orjson
 import redis.asyncio as aioredis
 from aiokafka import ConsumerRecord
 
 from shared import metrics
 from shared.codec import DecodeError, decode, encode
-from shared.events import Label, ModelVersionPublished, RetrainRequested, TrainingWindow
+from shared.boundary import dispatch
+from shared.events import EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, TrainingWindow
 from shared.kafka import Out
-from shared.runner import Clients, dead_letter, run_batches
+from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 from services.features.store import FeatureStore
@@ -75,27 +76,35 @@ class Learner:
         """Requests with ``since`` waiting for labels since the drift, by request_id, oldest first."""
         self._answered: list[str] = []  # queued requests answered in this batch, verdict not yet sent
         self._sent: list[str] = []  # ... and sent: to drop from Redis
+        self.routes = {LABELS: self.on_label, TRANSACTIONS_ENRICHED: self.on_enriched,
+                       MODEL_VERSIONS: self.on_version, MODEL_RETRAIN: self.on_request}
+        # the batch's events, collected by the routes
+        self._labels: list[tuple[ConsumerRecord | None, Label]] = []
+        self._versions: list[ModelVersionPublished] = []
+        self._requests: list[RetrainRequested] = []
 
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
+    def on_label(self, item: Inbound[Label]) -> None:
+        self._labels.append((item.record, item.event))
+
+    def on_enriched(self, item: Inbound[EnrichedTransaction]) -> None:
+        tx = item.event.transaction
+        self.watermark = max(self.watermark, tx.ts.timestamp())
+        if sampled(tx.tx_id, self.settings.genuine_sample_rate):
+            self._new_pending[f"{tx.card_id}|{tx.tx_id}"] = tx.ts.timestamp()
+
+    def on_version(self, item: Inbound[ModelVersionPublished]) -> None:
+        self._versions.append(item.event)
+
+    def on_request(self, item: Inbound[RetrainRequested]) -> None:
+        self._requests.append(item.event)
+
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
         await self._forget_answered()
-        outs: list[Out] = []
-        labels: list[tuple[ConsumerRecord | None, Label]] = []
-        requests: list[RetrainRequested] = []
-        for record in records:
-            if record.topic == self.topics[TRANSACTIONS_ENRICHED]:
-                self._note_transaction(record)
-            elif record.topic == self.topics[MODEL_VERSIONS]:
-                await self._follow(record)
-            elif record.topic == self.topics[MODEL_RETRAIN]:
-                try:
-                    requests.append(decode(record.value, RetrainRequested))
-                except DecodeError as exc:
-                    outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
-            else:
-                try:
-                    labels.append((record, decode(record.value, Label)))
-                except DecodeError as exc:
-                    outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
+        self._labels, self._versions, self._requests = [], [], []
+        outs = dispatch(self.routes, batch)
+        labels, requests = self._labels, self._requests
+        for event in self._versions:  # before this batch's labels, as consumed before them
+            await self._follow(event)
         await self._flush_pending([label for _, label in labels])
         labels += await self._matured()
         outs += await self._learn(labels)
@@ -116,13 +125,6 @@ class Learner:
         return published
 
     # --- implicit genuine labels: a sampled transaction with no label after maturity
-
-    def _note_transaction(self, record: ConsumerRecord) -> None:
-        tx = orjson.loads(record.value)["transaction"]  # features already validated this event
-        ts = datetime.fromisoformat(tx["ts"]).timestamp()
-        self.watermark = max(self.watermark, ts)
-        if sampled(tx["tx_id"], self.settings.genuine_sample_rate):
-            self._new_pending[f"{tx['card_id']}|{tx['tx_id']}"] = ts
 
     async def _flush_pending(self, labels: list[Label]) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -166,13 +168,9 @@ class Learner:
             self.shadow.learn(label.tx_id, stored.features, label.is_fraud, ts)
         return outs
 
-    async def _follow(self, record: ConsumerRecord) -> None:
+    async def _follow(self, event: ModelVersionPublished) -> None:
         """A champion announced by somebody else (promote, rollback) becomes what we train;
         a challenger announced by ops learns beside it (see ``shadow.py``)."""
-        try:
-            event = decode(record.value, ModelVersionPublished)
-        except DecodeError:
-            return
         if (event.version, event.published_at) in self.known:
             return
         self.known.add((event.version, event.published_at))
@@ -389,11 +387,16 @@ def active_challenger(history: list[ModelVersionPublished]) -> ModelVersionPubli
     return None
 
 
+@asynccontextmanager
+async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
+    yield await start_learner(settings, clients)
+
+
+SPEC = ServiceSpec(SERVICE, INPUTS, build)
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    async with Clients(settings, SERVICE, INPUTS) as clients:
-        learner = await start_learner(settings, clients)
-        await run_batches(SERVICE, clients.consumer, clients.sender, learner, settings, stop,
-                          on_idle=learner.on_idle, ready_to_commit=learner.ready_to_commit)
+    await run_service(SPEC, settings, stop)
 
 
 async def request_retrain(settings: Settings, reason: str, requested_by: str = "ops",
