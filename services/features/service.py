@@ -85,7 +85,7 @@ class Features:
         if labels:
             unmatched = [reason for reason in await self.store.apply_labels(labels) if reason]
             if unmatched:
-                # The label stays on `labels`; the learner, which needs the join, dead-letters it.
+                # The label stays on `labels`; the learner, which needs the join, waits for its vector.
                 metrics.LABELS_UNMATCHED.labels(SERVICE).inc(len(unmatched))
 
 

@@ -1,5 +1,6 @@
 """Labels joined to the features each transaction was scored with (point in time, no
-leakage), then learned by the champion line and the shadow challenger."""
+leakage), then learned by the champion line and the shadow challenger. An explicit label
+whose vector is not stored yet waits for it (``waiting.py``)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,40 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRecord
 
 from shared import metrics
-from shared.boundary import dead_letter
-from shared.events import Label
-from shared.kafka import Out
-from shared.settings import Settings
+from shared.events import EnrichedTransaction, Label
 from services.features import FeatureReader
 from services.learner.lineage import Lineage
-
-SERVICE = "learner"
+from services.learner.waiting import WaitingLabels
 
 
 class LabelJoin:
-    def __init__(self, settings: Settings, features: FeatureReader, lineage: Lineage):
-        self.settings, self.features, self.lineage = settings, features, lineage
+    def __init__(self, features: FeatureReader, lineage: Lineage, waiting: WaitingLabels):
+        self.features, self.lineage, self.waiting = features, lineage, waiting
 
-    async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]]) -> list[Out]:
-        """Learn each label whose vector is stored; dead-letter an explicit one whose is not
-        (``record`` None: a matured genuine label, whose transaction simply expired)."""
+    async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]]) -> list[tuple[ConsumerRecord, Label]]:
+        """Learn each label whose vector is stored; return the explicit ones whose vector is
+        not (``record`` None: a matured genuine label, whose transaction simply expired)."""
         if not labels:
             return []
         found = await self.features.lookup([(lb.card_id, lb.tx_id) for _, lb in labels])
-        outs = []
+        missing, learned = [], []
         for record, label in labels:
             stored = found.get(label.tx_id)
             if stored is None:
                 if record is not None:
-                    reason = f"unknown or expired tx_id: no stored features for {label.tx_id} on card {label.card_id}"
-                    outs.append(dead_letter(self.settings, SERVICE, record, reason))
+                    missing.append((record, label))
                 continue
-            metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - stored.ts))
-            self.lineage.learn(label.tx_id, stored.features, label.is_fraud, datetime.fromtimestamp(stored.ts, UTC))
-        return outs
+            self.learn_one(label, stored.features, stored.ts)
+            learned.append(label)
+        self.waiting.learned(learned, waited=False)
+        return missing
+
+    def learn_arrived(self, pairs: list[tuple[Label, EnrichedTransaction]]) -> None:
+        """Waiting labels whose transaction just arrived, with the vector it was scored with."""
+        for label, enriched in pairs:
+            self.learn_one(label, enriched.features, enriched.transaction.ts.timestamp())
+        self.waiting.learned([label for label, _ in pairs], waited=True)
+
+    def learn_one(self, label: Label, features: dict[str, float], ts: float) -> None:
+        metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - ts))
+        self.lineage.learn(label.tx_id, features, label.is_fraud, datetime.fromtimestamp(ts, UTC))

@@ -28,11 +28,13 @@ class Learner:
     def __init__(self, lineage: Lineage, join: LabelJoin, maturity: Maturity, queue: RetrainQueue,
                  publisher: Publisher, verdicts: Verdicts):
         self.lineage, self.join, self.maturity, self.queue = lineage, join, maturity, queue
+        self.waiting = join.waiting
         self.publisher, self.verdicts = publisher, verdicts
         self.routes = {LABELS: self.on_label, TRANSACTIONS_ENRICHED: self.on_enriched,
                        MODEL_VERSIONS: self.on_version, MODEL_RETRAIN: self.on_request}
         # the batch's events, collected by the routes
         self._labels: list[tuple[ConsumerRecord | None, Label]] = []
+        self._arrived: list[EnrichedTransaction] = []  # transactions a waiting label waited for
         self._versions: list[ModelVersionPublished] = []
         self._requests: list[RetrainRequested] = []
 
@@ -41,6 +43,8 @@ class Learner:
 
     def on_enriched(self, item: Inbound[EnrichedTransaction]) -> None:
         self.maturity.note(item.event)
+        if self.waiting.arrived(item.event):
+            self._arrived.append(item.event)
 
     def on_version(self, item: Inbound[ModelVersionPublished]) -> None:
         self._versions.append(item.event)
@@ -49,28 +53,36 @@ class Learner:
         self._requests.append(item.event)
 
     async def __call__(self, batch: list[Inbound]) -> list[Out]:
-        await self.queue.forget_sent()
-        self._labels, self._versions, self._requests = [], [], []
+        await self._forget_acknowledged()
+        self._labels, self._arrived, self._versions, self._requests = [], [], [], []
         outs = dispatch(self.routes, batch)
         for event in self._versions:
             await self.lineage.follow(event)
+        self.join.learn_arrived(await self.waiting.labels_of(self._arrived))
         labels = self._labels
         await self.maturity.flush([label for _, label in labels])
         labels += [(None, label) for label in await self.maturity.matured()]
-        outs += await self.join.learn(labels)
+        await self.waiting.hold(await self.join.learn(labels))
+        outs += await self.waiting.expired()
         await self.queue.add(self._requests, self.lineage.trainer.recent)
         for request in self.queue.due(self.lineage.trainer.recent, self.maturity.watermark):
             outs += await self.verdicts.answer(request)
         return outs + await self.publisher.maybe_publish()
 
     async def on_idle(self) -> list[Out]:
-        await self.queue.forget_sent()
+        await self._forget_acknowledged()
         return await self.publisher.maybe_publish()
 
     def ready_to_commit(self) -> bool:
-        # the runner asks after every batch's outputs are acknowledged: verdicts included
+        # the runner asks after every batch's outputs are acknowledged: verdicts and letters included
         self.queue.sent()
-        return self.publisher.take_published()
+        published = self.publisher.take_published()
+        self.waiting.acknowledged(published)
+        return published
+
+    async def _forget_acknowledged(self) -> None:
+        await self.queue.forget_sent()
+        await self.waiting.forget()
 
     @property
     def trainer(self) -> Trainer:

@@ -19,6 +19,7 @@ from services.learner.publishing import Publisher
 from services.learner.retrain_queue import RetrainQueue
 from services.learner.trainer import Trainer
 from services.learner.verdicts import Verdicts
+from services.learner.waiting import WaitingLabels
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified, make_store
 from services.model.fraud_model import FraudModel
@@ -31,7 +32,8 @@ def assemble(settings: Settings, redis: aioredis.Redis, features: FeatureReader,
     """The learner's parts, wired (nothing is read yet)."""
     lineage = Lineage(trainer, history, artifacts)
     publisher = Publisher(settings, artifacts, lineage)
-    return Learner(lineage, LabelJoin(settings, features, lineage), Maturity(settings, redis),
+    join = LabelJoin(features, lineage, WaitingLabels(settings, redis))
+    return Learner(lineage, join, Maturity(settings, redis),
                    RetrainQueue(settings, redis), publisher, Verdicts(settings, publisher))
 
 
@@ -48,6 +50,7 @@ async def start_learner(settings: Settings, redis: aioredis.Redis) -> Learner:
     trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold, settings.retrain_window_labels)
     learner = assemble(settings, redis, feature_reader(redis, settings), artifacts, trainer, history)
     await learner.queue.resume()
+    await learner.waiting.resume()
     challenger = active_challenger(history)
     if challenger is not None:  # resume the shadow from its latest snapshot
         try:

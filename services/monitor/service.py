@@ -6,7 +6,7 @@
   later than that many scores go unmatched);
 - ``labels`` → joined to that score → performance drift of the champion; a label whose
   score is no longer remembered is counted (``fraudstream_labels_unmatched``), not
-  dead-lettered: the learner already dead-letters unknown labels;
+  dead-lettered: the learner waits for their vectors, and dead-letters those that never come;
 - ``model.versions`` → a new champion (initial, retrain, promote, rollback) restarts every
   reference window; a periodic snapshot of the same model learning online does not.
 
