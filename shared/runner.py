@@ -45,8 +45,9 @@ class BatchHandler(Protocol):
         """Turn one consumed batch (decoded, in consumed order) into the records to produce.
 
         Optional hooks, found by name: ``on_idle()`` runs when a poll returns nothing and
-        returns records to produce; ``ready_to_commit()`` is asked after each batch's
-        outputs are acknowledged (a stateful consumer commits when its state is saved).
+        returns records to produce; ``ready_to_commit()`` is asked after each batch's (and
+        each idle call's) outputs are acknowledged (a stateful consumer commits when its
+        state is saved).
         """
 
 
@@ -101,7 +102,8 @@ async def run_batches(
                 async for attempt in retrying:
                     with attempt:
                         await sender.send(await on_idle())
-                if uncommitted and ready_to_commit is not None and ready_to_commit():
+                # asked after the idle outputs too: a handler learns they were acknowledged
+                if ready_to_commit is not None and ready_to_commit() and uncommitted:
                     await _commit(service, consumer, uncommitted)
             continue
         records = [r for batch in polled.values() for r in batch]

@@ -19,12 +19,16 @@ class LabelJoin:
     def __init__(self, features: FeatureReader, lineage: Lineage, waiting: WaitingLabels):
         self.features, self.lineage, self.waiting = features, lineage, waiting
 
-    async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]]) -> list[tuple[ConsumerRecord, Label]]:
-        """Learn each label whose vector is stored; return the explicit ones whose vector is
-        not (``record`` None: a matured genuine label, whose transaction simply expired)."""
-        if not labels:
-            return []
-        found = await self.features.lookup([(lb.card_id, lb.tx_id) for _, lb in labels])
+    async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]],
+                    arrived: list[tuple[Label, EnrichedTransaction]]) -> list[tuple[ConsumerRecord, Label]]:
+        """Learn the waiting labels whose transaction ``arrived`` (with the vector it carries),
+        then each label whose vector is stored; return the explicit ones whose vector is not
+        (``record`` None: a matured genuine label, whose transaction simply expired).
+
+        Redis is read before anything is learned: a transient error leaves the model as it was.
+        """
+        found = await self.features.lookup([(lb.card_id, lb.tx_id) for _, lb in labels]) if labels else {}
+        self._learn_arrived(arrived)
         missing, learned = [], []
         for record, label in labels:
             stored = found.get(label.tx_id)
@@ -37,7 +41,7 @@ class LabelJoin:
         self.waiting.learned(learned, waited=False)
         return missing
 
-    def learn_arrived(self, pairs: list[tuple[Label, EnrichedTransaction]]) -> None:
+    def _learn_arrived(self, pairs: list[tuple[Label, EnrichedTransaction]]) -> None:
         """Waiting labels whose transaction just arrived, with the vector it was scored with."""
         for label, enriched in pairs:
             self.learn_one(label, enriched.features, enriched.transaction.ts.timestamp())

@@ -19,8 +19,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shared.events import RetrainRequested, TrainingWindow
-from shared.kafka import Out
+from shared.events import ModelVersionPublished, RetrainRequested, TrainingWindow
 from shared.settings import Settings
 from services.learner.publishing import Publisher
 from services.learner.retrain import Decision, RetrainConfig, retrain
@@ -42,16 +41,17 @@ class Verdicts:
         return replace(self.config, since=request.since.timestamp(), epochs=s.retrain_epochs_since_drift,
                        min_labels=s.retrain_min_labels_since_drift, min_frauds=s.retrain_min_frauds_since_drift)
 
-    async def answer(self, request: RetrainRequested) -> list[Out]:
+    async def answer(self, request: RetrainRequested) -> ModelVersionPublished | None:
+        """The verdict's announcement (queued in the publisher's ``unsent``), None if refused."""
         trainer = self.lineage.trainer
         decision = await asyncio.to_thread(retrain, trainer.model, list(trainer.recent), self.config_for(request))
         self.decisions.append(decision)
         requested = f"retrain {request.request_id} by {request.requested_by} ({request.reason})"
         if decision.challenger is None:
             log.warning("%s refused: %s", requested, decision.why)
-            return []
+            return None
         promote = decision.outcome == "promote"
-        event, out = await self.publisher.announce(
+        event = await self.publisher.announce(
             decision.challenger, parent=self.lineage.version, reason="retrain" if promote else "rejected",
             status="champion" if promote else "rejected",
             training_window=TrainingWindow(
@@ -69,4 +69,4 @@ class Verdicts:
         elif trainer.learned_since_publish == 0:
             self.publisher.published = True  # the champion's snapshot is current: nothing to replay
         log.warning("%s: %s %s; %s", requested, "promoted" if promote else "rejected", event.version, decision.why)
-        return [out]
+        return event

@@ -202,8 +202,9 @@ def test_the_learner_promotes_a_better_challenger_and_trains_on_from_it():
     learner = learner_with(window(3, champion_score=lambda x, y, rng: 0.01))
     learner.trainer.learned_since_publish = 7
     request = RetrainRequested(reason="feature drift", drift_event_id="d-1")
-    outs = asyncio.run(learner.verdicts.answer(request))
-    assert len(outs) == 1
+    announced = asyncio.run(learner.verdicts.answer(request))
+    outs = learner.publisher.unsent  # sent by the runner
+    assert len(outs) == 1 and decode(outs[0].value, ModelVersionPublished) == announced
     event = decode(outs[0].value, ModelVersionPublished)
     assert (event.version, event.parent, event.reason, event.status, event.drift_event_id) == \
         ("v1", None, "retrain", "champion", "d-1")
@@ -219,8 +220,8 @@ def test_the_learner_announces_a_rejected_challenger_and_keeps_its_champion():
     learner = learner_with(window(4, champion_score=lambda x, y, rng: 0.9 if y else 0.05))
     champion = learner.trainer.model
     learner.trainer.learned_since_publish = 5
-    outs = asyncio.run(learner.verdicts.answer(RetrainRequested(reason="ops", requested_by="ops")))
-    event = decode(outs[0].value, ModelVersionPublished)
+    asyncio.run(learner.verdicts.answer(RetrainRequested(reason="ops", requested_by="ops")))
+    event = decode(learner.publisher.unsent[0].value, ModelVersionPublished)
     assert (event.reason, event.status, event.drift_event_id) == ("rejected", "rejected", None)
     assert event.champion_metrics["average_precision"] == 1.0
     assert learner.trainer.model is champion and learner.version is None
@@ -231,5 +232,6 @@ def test_the_learner_announces_a_rejected_challenger_and_keeps_its_champion():
 
 def test_the_learner_refuses_a_retrain_on_too_few_labels():
     learner = learner_with(window(2, n=150))
-    assert asyncio.run(learner.verdicts.answer(RetrainRequested(reason="ops"))) == []
+    assert asyncio.run(learner.verdicts.answer(RetrainRequested(reason="ops"))) is None
+    assert learner.publisher.unsent == []
     assert learner.verdicts.decisions[-1].outcome == "refuse" and not learner.publisher.artifacts.blobs
