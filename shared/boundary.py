@@ -45,14 +45,6 @@ class Inbound(Generic[E]):
     record: ConsumerRecord
     event: E
 
-    @property
-    def key(self) -> bytes | None:
-        return self.record.key
-
-    @property
-    def timestamp(self) -> int:
-        return self.record.timestamp
-
 
 def dead_letter(settings: Settings, service: str, record: ConsumerRecord, error: str) -> Out:
     """The original bytes, where they came from and why they were refused."""

@@ -108,10 +108,10 @@ async def run_batches(
             continue
         records = [r for batch in polled.values() for r in batch]
         started = time.perf_counter()
+        inbound, letters = boundary.decode(records)  # what does not decode is dead-lettered here
         async for attempt in retrying:
             with attempt:  # the same batch again: nothing of a failed try was committed
-                inbound, outs = boundary.decode(records)
-                outs += await handler(inbound)
+                outs = letters + await handler(inbound)
                 await sender.send(outs)
         _count(service, records, outs)
         uncommitted.update(_next_offsets(records))
