@@ -74,6 +74,10 @@ CASES = {
 }
 
 
+def letters_of(name: str, c: Collector) -> list[DeadLetter]:
+    return [d for r in c.of(DEADLETTER) if (d := decode(r.value, DeadLetter)).service == name]
+
+
 async def dead_letters_then_goes_on(name: str, case: Case, settings, start_service) -> list[DeadLetter]:
     settings = settings.model_copy(update=case.settings)
     spec = case.service.SPEC
@@ -87,11 +91,10 @@ async def dead_letters_then_goes_on(name: str, case: Case, settings, start_servi
             if topic == LABELS and case.also:  # after the vector it joins is stored
                 await seen.until(lambda c: len(c.of(TRANSACTIONS_ENRICHED)) >= len(BAD) + 1)
             await produce(settings, topic, [(b"card-1", value)])
-        await seen.until(lambda c: case.done(c))
-        mine = lambda c: [d for r in c.of(DEADLETTER) if (d := decode(r.value, DeadLetter)).service == name]  # noqa: E731
-        await seen.until(lambda c: len(mine(c)) >= len(BAD) * len(spec.inputs))
+        await seen.until(case.done)
+        await seen.until(lambda c: len(letters_of(name, c)) >= len(BAD) * len(spec.inputs))
         await seen.settle(0.3)
-    letters = mine(seen)
+    letters = letters_of(name, seen)
     bad = {(r.topic, r.partition, r.offset): r.value for t in spec.inputs for r in seen.of(t) if not r.value}
     assert {(d.topic, d.partition, d.offset) for d in letters} == set(bad)  # each once, nothing else
     assert all(d.error == REASONS[bad[(d.topic, d.partition, d.offset)]] for d in letters)
