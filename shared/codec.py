@@ -10,7 +10,11 @@ dead letter carries.
 >>> decode(b"[1]", RetrainRequested)
 Traceback (most recent call last):
 ...
-shared.codec.DecodeError: not a JSON object (got list)
+shared.errors.DecodeError: not a JSON object (got list)
+>>> decode(None, RetrainRequested)
+Traceback (most recent call last):
+...
+shared.errors.DecodeError: empty message (no value)
 """
 
 from __future__ import annotations
@@ -20,19 +24,21 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from shared.errors import DecodeError
+
+__all__ = ["DecodeError", "decode", "encode", "explain", "loads", "validate"]
+
 E = TypeVar("E", bound=BaseModel)
-
-
-class DecodeError(ValueError):
-    """Bytes that are not a valid event; the message says why, in words."""
 
 
 def encode(event: BaseModel) -> bytes:
     return event.__pydantic_serializer__.to_json(event)
 
 
-def loads(raw: bytes) -> dict[str, Any]:
+def loads(raw: bytes | None) -> dict[str, Any]:
     """Parse bytes into a JSON object, or say exactly why not."""
+    if not raw:  # a tombstone (None) or zero bytes: nothing to parse, and a clear reason
+        raise DecodeError("empty message (no value)" if raw is None else "empty message (zero bytes)")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -53,7 +59,7 @@ def validate(obj: dict[str, Any], event_type: type[E]) -> E:
         raise DecodeError(f"not a valid {event_type.__name__}: {explain(exc)}") from exc
 
 
-def decode(raw: bytes, event_type: type[E]) -> E:
+def decode(raw: bytes | None, event_type: type[E]) -> E:
     return validate(loads(raw), event_type)
 
 

@@ -153,11 +153,28 @@ class Score(Event):
     stages: Stamps = {}
 
 
+def alert_id_for(tx_id: str) -> str:
+    """An alert's id, derived from its transaction: the alert of a redelivered (or re-scored)
+    transaction has the same id, so consumers dedupe it.
+
+    >>> alert_id_for("tx-1") == alert_id_for("tx-1") != alert_id_for("tx-2")
+    True
+    >>> alert_id_for("tx-1")
+    '1d9dc239ffeb52d5a67104c213254921'
+    """
+    return uuid.uuid5(_ALERTS, tx_id).hex
+
+
+_ALERTS = uuid.UUID("6b1f0c55-3a4e-4f59-9f55-2b8d8f0f6a11")
+"""The namespace of alert ids (fixed forever: changing it changes every alert id)."""
+
+
 class Alert(Event):
     """A score above the alert threshold: what an ops person needs to act on it."""
 
-    alert_id: str = Field(default_factory=new_id)
     tx_id: Id
+    alert_id: str = Field(default_factory=lambda data: alert_id_for(data["tx_id"]))
+    """Derived from ``tx_id`` (declared after it, so the factory sees it)."""
     card_id: Id
     merchant_id: Id
     ts: UtcTime

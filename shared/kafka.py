@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
+from shared.errors import TopicsMissing
 from shared.settings import Settings
 from shared.topics import DEADLETTER, TOPICS
 
@@ -25,10 +26,6 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 """Dead letters carry the original bytes base64-encoded, so they can outgrow the input."""
-
-
-class TopicsMissing(RuntimeError):
-    """The broker lacks topics a service needs (a fresh or restarted memory broker)."""
 
 
 @dataclass(frozen=True, slots=True)

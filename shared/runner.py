@@ -3,7 +3,12 @@
 Delivery is at-least-once: offsets are committed only after every output of the batch
 is acknowledged, so a crash replays the batch and idempotent handlers make the replay
 harmless. Transient failures of Redis or Kafka are retried with backoff on the same
-batch; bad input never reaches this level (handlers dead-letter it record by record).
+batch (and on the idle-time hook); bad input never reaches this level: what does not
+decode as its topic's event is dead-lettered at the boundary (``boundary.py``), and
+handlers dead-letter what their domain refuses.
+
+A service is wired once, by its :class:`ServiceSpec`: its inputs, and a composition root
+``build(clients, settings, stop)`` that yields its handler.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -21,11 +28,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from shared import metrics
-from shared.codec import encode
-from shared.events import DeadLetter
+from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
-from shared.topics import DEADLETTER
+
+__all__ = ["BatchHandler", "Clients", "Inbound", "ServiceSpec", "dead_letter", "run_batches", "run_service"]
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +41,29 @@ TRANSIENT = (RedisConnectionError, RedisTimeoutError, KafkaConnectionError, Kafk
 
 
 class BatchHandler(Protocol):
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
-        """Turn one consumed batch into the records to produce (dead letters included)."""
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
+        """Turn one consumed batch (decoded, in consumed order) into the records to produce.
+
+        Optional hooks, found by name: ``on_idle()`` runs when a poll returns nothing and
+        returns records to produce; ``ready_to_commit()`` is asked after each batch's (and
+        each idle call's) outputs are acknowledged (a stateful consumer commits when its
+        state is saved).
+        """
 
 
-def dead_letter(settings: Settings, service: str, record: ConsumerRecord, error: str) -> Out:
-    """The original bytes, where they came from and why they were refused."""
-    metrics.DEADLETTERS.labels(service, error.split(":", 1)[0]).inc()
-    letter = DeadLetter(
-        service=service,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        payload=record.value if record.value is not None else b"",
-        error=error,
-    )
-    return Out(settings.topic(DEADLETTER), record.key, encode(letter))
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How a service is wired: read once by the runner, and by the test of the topic table."""
+
+    name: str
+    inputs: tuple[str, ...]
+    """The topics consumed in the service's consumer group (names from ``shared.topics``)."""
+    build: Callable[["Clients", Settings, asyncio.Event], AbstractAsyncContextManager[BatchHandler]]
+    """The composition root: wires real adapters into the handler, and tears down after."""
+    follows: tuple[str, ...] = ()
+    """Topics every replica reads whole, outside the group (scoring follows ``model.versions``)."""
+    raw: bool = False
+    """Hand over undecoded records (``Inbound.event`` is None): ingest, which validates producer bytes."""
 
 
 def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
@@ -62,12 +75,14 @@ async def run_batches(
     consumer: AIOKafkaConsumer,
     sender: Sender,
     handler: BatchHandler,
+    boundary: Boundary,
     settings: Settings,
     stop: asyncio.Event,
     on_idle: Callable[[], Awaitable[list[Out]]] | None = None,
     ready_to_commit: Callable[[], bool] | None = None,
 ) -> None:
-    """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing.
+    """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing, inside
+    the same retry as a batch: its outputs are sent like a batch's.
 
     Offsets are committed after each batch's outputs are acknowledged, or, with
     ``ready_to_commit``, only after a batch for which it says yes (a stateful consumer
@@ -84,15 +99,19 @@ async def run_batches(
         polled = await consumer.getmany(timeout_ms=100, max_records=settings.batch_max)
         if not polled:
             if on_idle is not None:
-                await sender.send(await on_idle())
-                if uncommitted and ready_to_commit is not None and ready_to_commit():
+                async for attempt in retrying:
+                    with attempt:
+                        await sender.send(await on_idle())
+                # asked after the idle outputs too: a handler learns they were acknowledged
+                if ready_to_commit is not None and ready_to_commit() and uncommitted:
                     await _commit(service, consumer, uncommitted)
             continue
         records = [r for batch in polled.values() for r in batch]
         started = time.perf_counter()
+        inbound, letters = boundary.decode(records)  # what does not decode is dead-lettered here
         async for attempt in retrying:
             with attempt:  # the same batch again: nothing of a failed try was committed
-                outs = await handler(records)
+                outs = letters + await handler(inbound)
                 await sender.send(outs)
         _count(service, records, outs)
         uncommitted.update(_next_offsets(records))
@@ -148,17 +167,12 @@ class Clients:
                 log.warning("shutdown: a client did not close cleanly: %r", exc)
 
 
-async def run_service(
-    service: str,
-    settings: Settings,
-    inputs: tuple[str, ...],
-    make_handler: Callable[[Clients], BatchHandler],
-    stop: asyncio.Event,
-) -> None:
-    """Wire a service's handler to real Kafka and Redis and run it until ``stop``."""
-    async with Clients(settings, service, inputs) as clients:
-        handler = make_handler(clients)
-        log.info("%s: consuming %s", service, ", ".join(settings.topic(t) for t in inputs))
-        await run_batches(service, clients.consumer, clients.sender, handler, settings, stop,
-                          on_idle=getattr(handler, "on_idle", None),
-                          ready_to_commit=getattr(handler, "ready_to_commit", None))
+async def run_service(spec: ServiceSpec, settings: Settings, stop: asyncio.Event) -> None:
+    """Wire a service to real Kafka and Redis through its composition root; run until ``stop``."""
+    async with Clients(settings, spec.name, spec.inputs) as clients:
+        async with spec.build(clients, settings, stop) as handler:
+            log.info("%s: consuming %s", spec.name, ", ".join(settings.topic(t) for t in spec.inputs))
+            boundary = Boundary(spec.name, settings, spec.inputs, raw=spec.raw)
+            await run_batches(spec.name, clients.consumer, clients.sender, handler, boundary, settings, stop,
+                              on_idle=getattr(handler, "on_idle", None),
+                              ready_to_commit=getattr(handler, "ready_to_commit", None))

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     publish_every_s: float = 60.0
     label_maturity_s: float = 30 * 24 * 3600.0
     """A transaction without a fraud label this long after it happened is taken as genuine."""
+    label_wait_s: float = 3 * 24 * 3600.0
+    """How long a label waits for its transaction's feature vector (features lagging behind,
+    restarting) before it is dead-lettered; never longer than ``feature_ttl_s``."""
     genuine_sample_rate: float = Field(0.2, gt=0, le=1)
     artifact_store: str = "redis"
     """``redis`` or a filesystem path such as ``file:///var/lib/fraudstream/models``."""

@@ -3,6 +3,9 @@
 Services import these constants and never write a topic name themselves. Everything
 derived from a transaction is keyed by ``card_id``, so one card's events stay in order on
 one partition and one worker owns that card's state at a time.
+
+``consumers`` is the truth about who reads what: each service declares its inputs once
+(``SPEC`` in its service module) and a test holds the two equal.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ TOPICS: dict[str, Topic] = {
         Topic(LABELS_RAW, ev.Label, "card_id", "producers", ("ingest",)),
         Topic(TRANSACTIONS_VALID, ev.Transaction, "card_id", "ingest", ("features",)),
         Topic(LABELS, ev.Label, "card_id", "ingest", ("features", "learner", "monitor")),
-        Topic(TRANSACTIONS_ENRICHED, ev.EnrichedTransaction, "card_id", "features", ("scoring", "monitor")),
+        Topic(TRANSACTIONS_ENRICHED, ev.EnrichedTransaction, "card_id", "features",
+              ("scoring", "learner", "monitor")),
         Topic(SCORES, ev.Score, "card_id", "scoring", ("monitor", "downstream")),
         Topic(SCORES_SHADOW, ev.Score, "card_id", "scoring", ("analysts",)),
         Topic(ALERTS, ev.Alert, "card_id", "scoring", ("ops",)),
-        Topic(MODEL_VERSIONS, ev.ModelVersionPublished, "version", "learner", ("scoring", "monitor"),
+        Topic(MODEL_VERSIONS, ev.ModelVersionPublished, "version", "learner", ("scoring", "learner", "monitor"),
               partitions=1, retention_ms=_FOREVER),
         Topic(MODEL_RETRAIN, ev.RetrainRequested, "request_id", "monitor, ops", ("learner",), partitions=1),
         Topic(DRIFT_EVENTS, ev.DriftDetected, "kind", "monitor", ("ops",), partitions=1),

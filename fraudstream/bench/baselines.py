@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
@@ -26,7 +27,7 @@ from shared.codec import encode
 from shared.events import Score, utcnow
 from shared.kafka import Out, make_consumer, make_producer
 from shared.redis import make_redis
-from shared.runner import dead_letter, run_service
+from shared.runner import Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import SCORES, TRANSACTIONS_RAW
 from services.features.store import FeatureStore
@@ -45,12 +46,18 @@ class Copy:
     def __init__(self, settings: Settings):
         self.target = settings.topic(COPY_TO)
 
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
-        return [Out(self.target, r.key, r.value, r.timestamp) for r in records]
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
+        return [Out(self.target, i.record.key, i.record.value, i.record.timestamp) for i in batch]
+
+
+@asynccontextmanager
+async def _copying(clients, settings: Settings, stop: asyncio.Event):
+    yield Copy(settings)
 
 
 async def passthrough(settings: Settings, stop: asyncio.Event) -> None:
-    await run_service("bench-passthrough", settings, (TRANSACTIONS_RAW,), lambda _: Copy(settings), stop)
+    # raw: the broker's pass-through rate, so nothing is decoded
+    await run_service(ServiceSpec("bench-passthrough", (TRANSACTIONS_RAW,), _copying, raw=True), settings, stop)
 
 
 async def naive(settings: Settings, stop: asyncio.Event) -> None:

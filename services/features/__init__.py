@@ -3,4 +3,38 @@
 ``definitions`` is the feature table and its version, ``store`` keeps the state in Redis
 (one round trip per batch), ``reference`` computes the same features with plain lists,
 ``service`` is the Kafka loop and ``bench`` measures the store.
+
+Other services read stored vectors only through :class:`FeatureReader` (the learner's
+label join): the store's windows and scripts stay this package's own business.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from shared.settings import Settings
+
+
+class StoredFeatures(Protocol):
+    ts: float
+    """The transaction's event time, epoch seconds."""
+    features: dict[str, float]
+    """The vector the transaction was scored with."""
+
+
+class FeatureReader(Protocol):
+    async def lookup(self, keys: list[tuple[str, str]]) -> dict[str, StoredFeatures | None]:
+        """What each (card_id, tx_id) was scored with, by tx_id; None if unknown or expired."""
+
+
+def feature_reader(redis: aioredis.Redis, settings: Settings) -> FeatureReader:
+    """The read side of the feature store, for a service that joins to stored vectors."""
+    from services.features.store import FeatureStore  # the store's Lua and windows load only here
+
+    return FeatureStore(redis, settings)
+
+
+__all__ = ["FeatureReader", "StoredFeatures", "feature_reader"]

@@ -11,19 +11,22 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
 from shared import metrics
-from shared.codec import DecodeError, decode, encode
+from shared.boundary import dispatch
+from shared.codec import encode
 from shared.events import EnrichedTransaction, Label, Transaction
 from shared.kafka import Out
-from shared.runner import dead_letter, run_service
+from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
 from services.features.store import FeatureStore, Watermark
 
 SERVICE = "features"
+INPUTS = (TRANSACTIONS_VALID, LABELS)
 log = logging.getLogger(__name__)
 
 
@@ -31,29 +34,28 @@ class Features:
     def __init__(self, settings: Settings, store: FeatureStore):
         self.settings = settings
         self.store = store
-        self.valid_topic = settings.topic(TRANSACTIONS_VALID)
         self.enriched_topic = settings.topic(TRANSACTIONS_ENRICHED)
         # Event-time watermark per input partition: a transaction far behind it is too
         # late to land in windows that later transactions have already read.
         self.watermarks: dict[int, Watermark] = defaultdict(lambda: Watermark(settings.max_lateness_s))
+        self.routes = {TRANSACTIONS_VALID: self.on_transaction, LABELS: self.on_label}
+        self._txs: list[tuple[ConsumerRecord, Transaction]] = []  # the batch's, collected by the routes
+        self._late: list[bool] = []
+        self._labels: list[Label] = []
 
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
-        outs: list[Out] = []
-        txs: list[tuple[ConsumerRecord, Transaction]] = []
-        late: list[bool] = []
-        labels: list[Label] = []
-        for record in records:
-            try:
-                if record.topic == self.valid_topic:
-                    tx = decode(record.value, Transaction)
-                    watermark = self.watermarks[record.partition]
-                    late.append(watermark.is_too_late(tx.ts))
-                    watermark.observe(tx.ts)
-                    txs.append((record, tx))
-                else:
-                    labels.append(decode(record.value, Label))
-            except DecodeError as exc:
-                outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
+    def on_transaction(self, item: Inbound[Transaction]) -> None:
+        watermark = self.watermarks[item.record.partition]
+        self._late.append(watermark.is_too_late(item.event.ts))
+        watermark.observe(item.event.ts)
+        self._txs.append((item.record, item.event))
+
+    def on_label(self, item: Inbound[Label]) -> None:
+        self._labels.append(item.event)
+
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
+        self._txs, self._late, self._labels = [], [], []
+        outs = dispatch(self.routes, batch)
+        txs, late, labels = self._txs, self._late, self._labels
         # A label's fraud counts only for transactions with ts >= labelled_at (the store keeps
         # it by labelled_at), so applying it before this batch's transactions is exact and
         # lets them see it; only a label of a transaction in this same batch has to wait for
@@ -83,15 +85,17 @@ class Features:
         if labels:
             unmatched = [reason for reason in await self.store.apply_labels(labels) if reason]
             if unmatched:
-                # The label stays on `labels`; the learner, which needs the join, dead-letters it.
+                # The label stays on `labels`; the learner, which needs the join, waits for its vector.
                 metrics.LABELS_UNMATCHED.labels(SERVICE).inc(len(unmatched))
 
 
+@asynccontextmanager
+async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
+    yield Features(settings, FeatureStore(clients.redis, settings))
+
+
+SPEC = ServiceSpec(SERVICE, INPUTS, build)
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    await run_service(
-        SERVICE,
-        settings,
-        (TRANSACTIONS_VALID, LABELS),
-        lambda c: Features(settings, FeatureStore(c.redis, settings)),
-        stop,
-    )
+    await run_service(SPEC, settings, stop)

@@ -1,21 +1,28 @@
-"""ingest wiring: raw bytes in, valid events or dead letters out, one Redis round trip a batch."""
+"""ingest wiring: raw bytes in, valid events or dead letters out, one Redis round trip a batch.
+
+Ingest is the one service that takes undecoded records (``raw=True``): producers' bytes
+are checked for size before they are parsed, and each refusal says why.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from shared.boundary import dispatch
 from shared.codec import encode
-from shared.events import utcnow
+from shared.events import Label, Transaction, utcnow
 from shared.kafka import Out
-from shared.runner import Clients, dead_letter, run_service
+from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, LABELS_RAW, TRANSACTIONS_RAW, TRANSACTIONS_VALID
 from services.ingest.dedup import Deduplicator
 from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 
 SERVICE = "ingest"
+INPUTS = (TRANSACTIONS_RAW, LABELS_RAW)
 
 
 class Ingest:
@@ -23,20 +30,29 @@ class Ingest:
         self.settings = settings
         self.dedup = dedup
         self.limits = Limits.from_settings(settings)
-        self.routes = {
-            settings.topic(TRANSACTIONS_RAW): ("tx", parse_transaction, settings.topic(TRANSACTIONS_VALID)),
-            settings.topic(LABELS_RAW): ("label", parse_label, settings.topic(LABELS)),
-        }
+        self.targets = {t: settings.topic(t) for t in (TRANSACTIONS_VALID, LABELS)}
+        self.routes = {TRANSACTIONS_RAW: self.on_transaction, LABELS_RAW: self.on_label}
+        self._accepted: list[tuple[ConsumerRecord, str, Transaction | Label, str]] = []
+        self._now = utcnow()  # one clock reading per batch: every event of it is judged alike
 
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
-        now = utcnow()
-        outs, accepted = [], []
-        for record in records:
-            kind, parse, target = self.routes[record.topic]
-            try:
-                accepted.append((record, target, parse(record.value, self.limits, now), kind))
-            except Rejected as exc:
-                outs.append(dead_letter(self.settings, SERVICE, record, str(exc)))
+    def on_transaction(self, item: Inbound) -> list[Out]:
+        return self._parse(item, "tx", parse_transaction, TRANSACTIONS_VALID)
+
+    def on_label(self, item: Inbound) -> list[Out]:
+        return self._parse(item, "label", parse_label, LABELS)
+
+    def _parse(self, item: Inbound, kind: str, parse, target: str) -> list[Out]:
+        try:
+            event = parse(item.record.value, self.limits, self._now)
+        except Rejected as exc:
+            return [dead_letter(self.settings, SERVICE, item.record, str(exc))]
+        self._accepted.append((item.record, self.targets[target], event, kind))
+        return []
+
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
+        self._now, self._accepted = utcnow(), []
+        outs = dispatch(self.routes, batch)
+        accepted, self._accepted = self._accepted, []
         owned = await self.dedup.claim(
             [(kind, event.tx_id, f"{r.topic}:{r.partition}:{r.offset}") for r, _, event, kind in accepted]
         )
@@ -50,11 +66,13 @@ class Ingest:
         return outs
 
 
+@asynccontextmanager
+async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
+    yield Ingest(settings, Deduplicator(clients.redis, settings))
+
+
+SPEC = ServiceSpec(SERVICE, INPUTS, build, raw=True)
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    await run_service(
-        SERVICE,
-        settings,
-        (TRANSACTIONS_RAW, LABELS_RAW),
-        lambda c: Ingest(settings, Deduplicator(c.redis, settings)),
-        stop,
-    )
+    await run_service(SPEC, settings, stop)

@@ -12,7 +12,7 @@ so the store itself must be writable by the learner only.
 >>> load(blob[:-1], sha)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-services.model.artifacts.ArtifactError: artifact sha256 mismatch: expected ..., got ...
+shared.errors.ArtifactError: artifact sha256 mismatch: expected ..., got ...
 """
 
 from __future__ import annotations
@@ -27,17 +27,24 @@ from pathlib import Path
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.model.fraud_model import FraudModel
+from shared.errors import ArtifactError
 from shared.settings import Settings
+
+__all__ = ["ArtifactError", "ArtifactStore", "FileArtifactStore", "RedisArtifactStore", "dump", "load",
+           "load_verified", "make_store"]
 
 FORMAT = 1
 _VERSION = re.compile(r"^[A-Za-z0-9._-]{1,128}$")  # safe as a Redis key part and a file name
 
 
-class ArtifactError(Exception):
-    """An artifact could not be stored, found, verified or loaded."""
+# Redis away is transient: those errors keep their type, so the caller retries them
+# instead of refusing the model for good (only a bad artifact is permanent).
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
 
 
 def dump(model: FraudModel) -> tuple[bytes, str]:
@@ -81,6 +88,8 @@ class RedisArtifactStore:
         key = f"{self.prefix}:artifact:{_checked(version)}"
         try:
             await self.redis.set(key, blob)
+        except _TRANSIENT:
+            raise
         except RedisError as exc:
             raise ArtifactError(f"cannot store artifact {key}: {exc!r}") from exc
         return f"redis:{key}"
@@ -90,6 +99,8 @@ class RedisArtifactStore:
             raise ArtifactError(f"not an artifact of this Redis store: {ref!r}")
         try:
             blob = await self.redis.get(ref.removeprefix("redis:"))
+        except _TRANSIENT:
+            raise
         except RedisError as exc:
             raise ArtifactError(f"cannot read artifact {ref}: {exc!r}") from exc
         if blob is None:

@@ -6,7 +6,7 @@
   later than that many scores go unmatched);
 - ``labels`` → joined to that score → performance drift of the champion; a label whose
   score is no longer remembered is counted (``fraudstream_labels_unmatched``), not
-  dead-lettered: the learner already dead-letters unknown labels;
+  dead-lettered: the learner waits for their vectors, and dead-letters those that never come;
 - ``model.versions`` → a new champion (initial, retrain, promote, rollback) restarts every
   reference window; a periodic snapshot of the same model learning online does not.
 
@@ -36,18 +36,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
-
-from aiokafka import ConsumerRecord
 from prometheus_client import Gauge
 
 from shared import metrics
-from shared.codec import DecodeError, decode, encode
+from shared.codec import encode
 from shared.events import (
     EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, Score,
 )
 from shared.kafka import Out
-from shared.runner import dead_letter, run_service
+from shared.runner import Clients, Inbound, ServiceSpec, run_service
 from shared.settings import Settings
 from shared.topics import DRIFT_EVENTS, LABELS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
 from services.monitor.detectors import (
@@ -64,7 +64,7 @@ PERFORMANCE = Gauge("fraudstream_monitor_performance",
 
 
 class Monitor:
-    """The batch handler: decode each record, hand it to its detector, publish what they find."""
+    """The batch handler: hand each event to its detector, publish what they find."""
 
     def __init__(self, settings: Settings, config: MonitorConfig):
         self.settings = settings
@@ -85,31 +85,23 @@ class Monitor:
         """``transactions`` (feature and score drifts) or ``labels`` (performance drifts) → the
         earliest current-window start since the last request or champion: the next request's
         ``since`` (see the module docstring)."""
-        self.routes = {
-            settings.topic(TRANSACTIONS_ENRICHED): (EnrichedTransaction, self.on_enriched),
-            settings.topic(SCORES): (Score, self.on_score),
-            settings.topic(LABELS): (Label, self.on_label),
-            settings.topic(MODEL_VERSIONS): (ModelVersionPublished, self.on_model_version),
+        self.routes = {  # per event: the policy is asked after each one, in consumed order
+            TRANSACTIONS_ENRICHED: self.on_enriched,
+            SCORES: self.on_score,
+            LABELS: self.on_label,
+            MODEL_VERSIONS: self.on_model_version,
         }
         self._last_batch: tuple[tuple, list[Out]] = ((), [])
 
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
-        batch = tuple((r.topic, r.partition, r.offset) for r in records)
-        if batch == self._last_batch[0]:
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
+        consumed = tuple((i.record.topic, i.record.partition, i.record.offset) for i in batch)
+        if consumed == self._last_batch[0]:
             # The runner retries a batch whose outputs failed to send; the windows already
             # hold it, so send the same outputs again instead of counting it twice.
             return self._last_batch[1]
         outs: list[Out] = []
-        for record in records:
-            event_type, handle = self.routes[record.topic]
-            try:
-                if record.value is None:
-                    raise DecodeError("empty message (no value)")
-                event = decode(record.value, event_type)
-            except DecodeError as exc:
-                outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
-                continue
-            for detection in handle(event):
+        for item in batch:
+            for detection in self.routes[item.topic](item.event):
                 outs.append(self._drift(detection))
             request = self.policy.due(self.clock)
             if request is not None:
@@ -117,7 +109,7 @@ class Monitor:
         PERFORMANCE.labels("labels_joined").set(self.performance.labels)
         for name, value in self.performance.metrics.items():
             PERFORMANCE.labels(name).set(value)
-        self._last_batch = (batch, outs)
+        self._last_batch = (consumed, outs)
         return outs
 
     def on_enriched(self, event: EnrichedTransaction) -> list[Detection]:
@@ -189,6 +181,16 @@ class Monitor:
         return Out(self.settings.topic(MODEL_RETRAIN), request.request_id.encode(), encode(request))
 
 
+def build_with(config: MonitorConfig | None = None):
+    """The composition root, with detector settings other than the environment's (tests)."""
+    @asynccontextmanager
+    async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
+        yield Monitor(settings, config or MonitorConfig.from_settings(settings))
+    return build
+
+
+SPEC = ServiceSpec(SERVICE, INPUTS, build_with())
+
+
 async def run(settings: Settings, stop: asyncio.Event, config: MonitorConfig | None = None) -> None:
-    config = config or MonitorConfig.from_settings(settings)
-    await run_service(SERVICE, settings, INPUTS, lambda clients: Monitor(settings, config), stop)
+    await run_service(replace(SPEC, build=build_with(config)) if config else SPEC, settings, stop)

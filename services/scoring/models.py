@@ -2,7 +2,9 @@
 
 Every replica reads the whole topic (no consumer group), so each one hot-swaps when a
 version is announced. An artifact that is missing or fails its sha256 is refused with a
-log line and the model in service stays; scoring never waits for a swap.
+log line and the model in service stays; scoring never waits for a swap. An artifact that
+cannot be read because Redis is away is not refused: its announcement is retried, with
+backoff, until it loads (the model in service scores meanwhile).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 
 from shared import metrics
 from shared.codec import DecodeError, decode
+from shared.errors import ArtifactError
 from shared.events import ModelVersionPublished, utcnow
+from shared.runner import TRANSIENT
 from shared.settings import Settings
 from services.model.registry import behind, reading
-from services.model.artifacts import ArtifactError, ArtifactStore, load_verified
+from services.model.artifacts import ArtifactStore, load_verified
 from services.model.fraud_model import FraudModel
 
 log = logging.getLogger(__name__)
@@ -41,8 +45,28 @@ class ModelSlots:
         self.refused: list[str] = []
         self.swap_delay_s: float | None = None
         """Announcement → serving, for the latest swap (a replica catching up reads old ones)."""
+        self.waiting: str | None = None
+        """The version whose artifact load is being retried after a transient error."""
+
+    async def apply_until_loaded(self, event: ModelVersionPublished, stop: asyncio.Event) -> None:
+        """``apply``, retried with backoff while Redis (or the broker) is away, until ``stop``."""
+        delay = 0.1
+        while True:
+            try:
+                await self.apply(event)
+                self.waiting = None
+                return
+            except TRANSIENT as exc:
+                self.waiting = event.version
+                log.warning("model %s: artifact not readable yet (%r); retrying in %.1f s", event.version, exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                delay = min(2 * delay, 10.0)
 
     async def apply(self, event: ModelVersionPublished) -> None:
+        """Serve the announced version; a bad artifact is refused, a transient error raised."""
         if event.status in ("rejected", "retired"):
             if self.challenger is not None and self.challenger.version == event.version:
                 self.challenger = None
@@ -78,8 +102,11 @@ class ModelSlots:
                 for batch in (await consumer.getmany(timeout_ms=100)).values():
                     for record in batch:
                         try:
-                            await self.apply(decode(record.value, ModelVersionPublished))
+                            event = decode(record.value, ModelVersionPublished)
                         except DecodeError as exc:
+                            # every replica reads the whole topic: logged here, dead-lettered by the learner
                             log.error("unreadable model.versions record at offset %d: %s", record.offset, exc)
+                            continue
+                        await self.apply_until_loaded(event, stop)
                 if not ready.is_set() and not await behind(consumer, end):
                     ready.set()

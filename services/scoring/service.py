@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
 from shared import metrics
-from shared.codec import DecodeError, decode, encode
+from shared.boundary import dispatch
+from shared.codec import encode
 from shared.events import Alert, EnrichedTransaction, Score
 from shared.kafka import Out
-from shared.runner import Clients, dead_letter, run_batches
+from shared.runner import Clients, Inbound, ServiceSpec, run_service
 from shared.settings import Settings
-from shared.topics import ALERTS, SCORES, SCORES_SHADOW, TRANSACTIONS_ENRICHED
+from shared.topics import ALERTS, MODEL_VERSIONS, SCORES, SCORES_SHADOW, TRANSACTIONS_ENRICHED
 from services.model.artifacts import make_store
 from services.model.reasons import explain_many
 from services.scoring.models import ModelSlots, Slot
@@ -47,6 +49,8 @@ class Scoring:
         self.settings = settings
         self.slots = slots
         self.topics = {t: settings.topic(t) for t in (SCORES, SCORES_SHADOW, ALERTS)}
+        self.routes = {TRANSACTIONS_ENRICHED: self.on_enriched}
+        self._batch: list[tuple[ConsumerRecord, EnrichedTransaction]] = []
 
     def _scores(self, slot: Slot, batch: list[tuple[ConsumerRecord, EnrichedTransaction]], with_reasons: bool):
         xs = [e.features for _, e in batch]
@@ -60,13 +64,13 @@ class Scoring:
                 model_version=slot.version, reasons=reasons, stages=enriched.stages | {"scored": scored_at},
             )
 
-    async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
-        outs, batch = [], []
-        for record in records:
-            try:
-                batch.append((record, decode(record.value, EnrichedTransaction)))
-            except DecodeError as exc:
-                outs.append(dead_letter(self.settings, SERVICE, record, f"malformed: {exc}"))
+    def on_enriched(self, item: Inbound[EnrichedTransaction]) -> None:
+        self._batch.append((item.record, item.event))
+
+    async def __call__(self, batch: list[Inbound]) -> list[Out]:
+        self._batch = []
+        outs = dispatch(self.routes, batch)
+        batch, self._batch = self._batch, []
         champion, challenger = self.slots.champion, self.slots.challenger  # one swap-safe snapshot
         for record, enriched, score in self._scores(champion, batch, with_reasons=True):
             outs.append(Out(self.topics[SCORES], record.key, encode(score), record.timestamp))
@@ -90,16 +94,24 @@ def alert(enriched: EnrichedTransaction, score: Score, settings: Settings) -> Al
     )
 
 
+@asynccontextmanager
+async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
+    """The models follow ``model.versions`` in the background; scoring starts once they caught up."""
+    slots = ModelSlots(settings, make_store(settings, clients.redis))
+    ready = asyncio.Event()
+    follower = asyncio.create_task(slots.follow(stop, ready))
+    await asyncio.wait({follower, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if follower.done():
+        follower.result()  # the follower failed before catching up: surface why
+    try:
+        yield Scoring(settings, slots)
+    finally:
+        stop.set()
+        await follower
+
+
+SPEC = ServiceSpec(SERVICE, (TRANSACTIONS_ENRICHED,), build, follows=(MODEL_VERSIONS,))
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    async with Clients(settings, SERVICE, (TRANSACTIONS_ENRICHED,)) as clients:
-        slots = ModelSlots(settings, make_store(settings, clients.redis))
-        ready = asyncio.Event()
-        follower = asyncio.create_task(slots.follow(stop, ready))
-        await asyncio.wait({follower, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-        if follower.done():
-            follower.result()  # the follower failed before catching up: surface why
-        try:
-            await run_batches(SERVICE, clients.consumer, clients.sender, Scoring(settings, slots), settings, stop)
-        finally:
-            stop.set()
-            await follower
+    await run_service(SPEC, settings, stop)

@@ -88,12 +88,14 @@ async def test_a_redelivered_record_is_published_again_not_dropped(settings, red
     """A crash after the dedup claim but before the commit must not lose the event."""
     from aiokafka.structs import ConsumerRecord
 
+    from shared.boundary import Boundary
     from services.ingest.dedup import Deduplicator
     from services.ingest.service import Ingest
 
     handler = Ingest(settings, Deduplicator(redis_client, settings))
     record = ConsumerRecord(settings.topic(TRANSACTIONS_RAW), 0, 7, 0, 0, b"card-1", raw(tx("again")), None, 0, 0, [])
     resent = ConsumerRecord(settings.topic(TRANSACTIONS_RAW), 1, 3, 0, 0, b"card-1", raw(tx("again")), None, 0, 0, [])
-    first, redelivered, duplicate = await handler([record]), await handler([record]), await handler([resent])
+    boundary = Boundary("ingest", settings, (TRANSACTIONS_RAW,), raw=True)
+    first, redelivered, duplicate = [await handler(boundary.decode([r])[0]) for r in (record, record, resent)]
     assert [o.topic for o in first] == [o.topic for o in redelivered] == [settings.topic(TRANSACTIONS_VALID)]
     assert [o.topic for o in duplicate] == [settings.topic(DEADLETTER)]

@@ -14,6 +14,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from shared import metrics
+from shared.boundary import Boundary
 from shared.codec import decode, encode
 from shared.events import (
     DeadLetter, DriftDetected, EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, Score, Transaction,
@@ -135,12 +136,27 @@ class Feed:
         return records
 
 
+class Behind:
+    """The monitor behind the decoding boundary, as the runner runs it (attributes pass through)."""
+
+    def __init__(self, handler: monitor.Monitor):
+        self.handler = handler
+        self.boundary = Boundary(monitor.SERVICE, SETTINGS, monitor.INPUTS)
+
+    async def __call__(self, records: list[ConsumerRecord]):
+        inbound, letters = self.boundary.decode(records)
+        return letters + await self.handler(inbound)
+
+    def __getattr__(self, name: str):
+        return getattr(self.handler, name)
+
+
 def outputs(outs, topic: str, event_type):
     return [decode(o.value, event_type) for o in outs if o.topic == SETTINGS.topic(topic)]
 
 
 async def test_a_new_champion_restarts_the_references():
-    handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
+    handler, feed = Behind(monitor.Monitor(SETTINGS, small(SETTINGS))), Feed()
     txs, scores = stream(2_000)
     before = await handler(feed(TRANSACTIONS_ENRICHED, *map(encode, txs[:1_800])))
     assert [d.feature for d in outputs(before, DRIFT_EVENTS, DriftDetected)] == ["amount", "amount"]
@@ -160,7 +176,7 @@ async def test_a_new_champion_restarts_the_references():
 
 
 async def test_a_periodic_snapshot_of_the_champion_keeps_the_references_and_its_labels():
-    handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
+    handler, feed = Behind(monitor.Monitor(SETTINGS, small(SETTINGS))), Feed()
     await handler(feed(MODEL_VERSIONS, encode(champion("v1"))))
     txs, _ = stream(1_000)
     await handler(feed(TRANSACTIONS_ENRICHED, *map(encode, txs[:WINDOW])))
@@ -177,7 +193,7 @@ async def test_a_periodic_snapshot_of_the_champion_keeps_the_references_and_its_
 
 
 async def test_labels_join_the_score_their_transaction_got():
-    handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
+    handler, feed = Behind(monitor.Monitor(SETTINGS, small(SETTINGS))), Feed()
     await handler(feed(SCORES, encode(scored(1, 0.9)), encode(scored(2, 0.1)), encode(scored(3, 0.2, version="v0"))))
     await handler(feed(MODEL_VERSIONS, encode(champion("v1"))))
     unmatched = metrics.LABELS_UNMATCHED.labels("monitor")._value.get()
@@ -193,7 +209,7 @@ async def test_labels_join_the_score_their_transaction_got():
 
 
 async def test_bad_records_are_dead_lettered_and_the_rest_goes_on():
-    handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
+    handler, feed = Behind(monitor.Monitor(SETTINGS, small(SETTINGS))), Feed()
     good = encode(stream(1)[0][0])
     records = feed(TRANSACTIONS_ENRICHED, b"\xff\xfe", None, b'{"features": {}}', good)
     letters = outputs(await handler(records), DEADLETTER, DeadLetter)
@@ -206,7 +222,7 @@ async def test_bad_records_are_dead_lettered_and_the_rest_goes_on():
 
 
 async def test_a_retried_batch_is_sent_again_not_counted_twice():
-    handler, feed = monitor.Monitor(SETTINGS, small(SETTINGS)), Feed()
+    handler, feed = Behind(monitor.Monitor(SETTINGS, small(SETTINGS))), Feed()
     txs, _ = stream(1_800)
     records = feed(TRANSACTIONS_ENRICHED, *map(encode, txs))
     first = await handler(records)
@@ -220,7 +236,7 @@ async def test_cool_down_runs_on_event_time_so_a_replay_requests_the_same():
     config = small(SETTINGS)
 
     async def replay() -> list[tuple[str, datetime]]:
-        handler, feed = monitor.Monitor(SETTINGS, config), Feed()
+        handler, feed = Behind(monitor.Monitor(SETTINGS, config)), Feed()
         rng, requested = random.Random(9), []
         for episode in range(3):
             handler.on_model_version(champion(f"v{episode}"))  # the retrain was promoted: a new reference

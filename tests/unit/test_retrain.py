@@ -13,7 +13,8 @@ from shared.codec import decode
 from shared.events import ModelVersionPublished, RetrainRequested
 from shared.settings import Settings
 from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split, train
-from services.learner.service import Learner
+from services.learner.learner import Learner
+from services.learner.startup import assemble
 from services.learner.trainer import Trainer
 from services.model.artifacts import load
 from services.model.fraud_model import FraudModel
@@ -194,23 +195,24 @@ def learner_with(examples: list[Example], **settings) -> Learner:
     s = Settings(genuine_sample_rate=0.2, **settings)
     trainer = Trainer(FraudModel(genuine_rate=0.2), 0.2, s.alert_threshold, s.retrain_window_labels)
     trainer.recent.extend(examples)
-    return Learner(s, None, None, Store(), trainer, history=[])
+    return assemble(s, None, None, Store(), trainer, history=[])
 
 
 def test_the_learner_promotes_a_better_challenger_and_trains_on_from_it():
     learner = learner_with(window(3, champion_score=lambda x, y, rng: 0.01))
     learner.trainer.learned_since_publish = 7
     request = RetrainRequested(reason="feature drift", drift_event_id="d-1")
-    outs = asyncio.run(learner._retrain(request))
-    assert len(outs) == 1
+    announced = asyncio.run(learner.verdicts.answer(request))
+    outs = learner.publisher.unsent  # sent by the runner
+    assert len(outs) == 1 and decode(outs[0].value, ModelVersionPublished) == announced
     event = decode(outs[0].value, ModelVersionPublished)
     assert (event.version, event.parent, event.reason, event.status, event.drift_event_id) == \
         ("v1", None, "retrain", "champion", "d-1")
     assert event.metrics["average_precision"] > event.champion_metrics["average_precision"] + 0.02
     assert event.training_window.labels_seen == 600
     assert learner.version == "v1" and learner.trainer.learned_since_publish == 0
-    assert learner.trainer.model is learner.decisions[-1].challenger
-    assert load(learner.artifacts.blobs["v1"], event.artifact_sha256).labels_seen == 600
+    assert learner.trainer.model is learner.verdicts.decisions[-1].challenger
+    assert load(learner.publisher.artifacts.blobs["v1"], event.artifact_sha256).labels_seen == 600
     assert learner.ready_to_commit() is True
 
 
@@ -218,17 +220,18 @@ def test_the_learner_announces_a_rejected_challenger_and_keeps_its_champion():
     learner = learner_with(window(4, champion_score=lambda x, y, rng: 0.9 if y else 0.05))
     champion = learner.trainer.model
     learner.trainer.learned_since_publish = 5
-    outs = asyncio.run(learner._retrain(RetrainRequested(reason="ops", requested_by="ops")))
-    event = decode(outs[0].value, ModelVersionPublished)
+    asyncio.run(learner.verdicts.answer(RetrainRequested(reason="ops", requested_by="ops")))
+    event = decode(learner.publisher.unsent[0].value, ModelVersionPublished)
     assert (event.reason, event.status, event.drift_event_id) == ("rejected", "rejected", None)
     assert event.champion_metrics["average_precision"] == 1.0
     assert learner.trainer.model is champion and learner.version is None
-    assert "v1" in learner.artifacts.blobs  # kept, to inspect or promote by hand
+    assert "v1" in learner.publisher.artifacts.blobs  # kept, to inspect or promote by hand
     # the champion learned labels no snapshot holds yet: offsets wait for its next version
     assert learner.ready_to_commit() is False
 
 
 def test_the_learner_refuses_a_retrain_on_too_few_labels():
     learner = learner_with(window(2, n=150))
-    assert asyncio.run(learner._retrain(RetrainRequested(reason="ops"))) == []
-    assert learner.decisions[-1].outcome == "refuse" and not learner.artifacts.blobs
+    assert asyncio.run(learner.verdicts.answer(RetrainRequested(reason="ops"))) is None
+    assert learner.publisher.unsent == []
+    assert learner.verdicts.decisions[-1].outcome == "refuse" and not learner.publisher.artifacts.blobs

@@ -1,0 +1,84 @@
+"""Versioned snapshots: the model in training is published every ``publish_every_labels``
+labels or ``publish_every_s`` seconds, as the next version on ``model.versions``.
+
+Offsets are committed only when a version is published (``published``): after a restart
+the learner resumes from its last snapshot and relearns exactly what the snapshot lacks.
+Announcements wait in ``unsent`` until the runner acknowledges them: one made by a try that
+then failed is sent by the retry, not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from shared.codec import encode
+from shared.events import ModelVersionPublished
+from shared.kafka import Out
+from shared.settings import Settings
+from shared.topics import MODEL_VERSIONS
+from services.learner.lineage import Lineage
+from services.model import registry
+from services.model.artifacts import ArtifactStore, dump
+from services.model.fraud_model import FraudModel
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(self, settings: Settings, artifacts: ArtifactStore, lineage: Lineage):
+        self.settings, self.artifacts, self.lineage = settings, artifacts, lineage
+        self.topic = settings.topic(MODEL_VERSIONS)
+        self.last_publish = time.monotonic()
+        self.published = False
+        """A snapshot holds everything consumed so far: offsets may be committed."""
+        self.unsent: list[Out] = []
+        """Announcements made and not yet acknowledged."""
+
+    def acknowledged(self) -> bool:
+        """The runner sent every announcement; returns whether a snapshot was among them."""
+        published, self.published, self.unsent = self.published, False, []
+        return published
+
+    async def maybe_publish(self) -> None:
+        """The champion's snapshot (and the challenger's beside it) when one is due."""
+        trainer = self.lineage.trainer
+        due = trainer.learned_since_publish >= self.settings.publish_every_labels or (
+            trainer.learned_since_publish and time.monotonic() - self.last_publish >= self.settings.publish_every_s
+        )
+        if not due:
+            return
+        event = await self.announce(
+            trainer.model, parent=self.lineage.version, reason="periodic" if self.lineage.version else "initial",
+            status="champion", training_window=trainer.window(), metrics=trainer.metrics.as_dict(),
+        )
+        self.lineage.version = event.version
+        trainer.learned_since_publish = 0
+        self.last_publish = time.monotonic()
+        self.published = True
+        log.info("published %s after %d labels", event.version, event.training_window.labels_seen)
+        await self._publish_shadow(event)
+
+    async def _publish_shadow(self, champion: ModelVersionPublished) -> None:
+        """The challenger's snapshot beside each champion snapshot, with both metric sets."""
+        shadow = self.lineage.shadow
+        challenger = shadow.trainer
+        if challenger is None or not challenger.learned_since_publish:
+            return
+        event = await self.announce(
+            challenger.model, parent=shadow.version, reason="periodic", status="challenger",
+            training_window=challenger.window(), metrics=challenger.metrics.as_dict(),
+            champion_metrics=champion.metrics,
+        )
+        shadow.version = event.version
+        challenger.learned_since_publish = 0
+
+    async def announce(self, model: FraudModel, **fields) -> ModelVersionPublished:
+        """Store the model under the next version and queue its announcement (``unsent``)."""
+        version = registry.next_version(self.lineage.history)
+        blob, sha = dump(model)
+        event = ModelVersionPublished(version=version, artifact_ref=await self.artifacts.put(version, blob),
+                                      artifact_sha256=sha, **fields)
+        self.lineage.record(event)
+        self.unsent.append(Out(self.topic, version.encode(), encode(event)))
+        return event
