@@ -59,7 +59,7 @@ async def read_all(settings: Settings, timeout_s: float = 30.0) -> tuple[list[Le
     try:
         await consumer.start()
         topic = settings.topic(DEADLETTER)
-        partitions = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for_topic(topic) or ())]
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

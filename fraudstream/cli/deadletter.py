@@ -39,7 +39,7 @@ def list_(
         else:
             typer.echo(f"{letter.id:<8} {line(letter.event)}")
     counts = Counter(letter.reason for letter in chosen)
-    summary = ", ".join(f"{n} {r}" for r, n in counts.most_common()) or "none"
+    summary = ", ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda rn: (-rn[1], rn[0]))) or "none"
     typer.echo(f"{len(chosen)} dead letters ({summary})"
                + (f"; {unreadable} records unreadable" if unreadable else ""), err=True)
 
@@ -64,8 +64,12 @@ def redrive(
     letters, _ = asyncio.run(deadletters.read_all(settings))
     chosen = deadletters.select(letters, reason or [], offset or [], topic, settings)
     missing = sorted(set(offset or []) - {letter.id for letter in letters})
-    if missing:
-        typer.echo(f"no dead letter at {', '.join(missing)}", err=True)
+    if missing:  # a typo must not redrive the rest of a selection
+        typer.echo(f"no dead letter at {', '.join(missing)}; nothing redriven", err=True)
+        raise typer.Exit(1)
+    if not chosen:
+        typer.echo("no dead letters match; nothing redriven", err=True)
+        raise typer.Exit(1)
     for letter in chosen:
         typer.echo(f"{'would redrive' if dry_run else 'redrive'} {letter.id} -> {letter.event.topic}"
                    f" ({letter.reason})")
@@ -75,5 +79,3 @@ def redrive(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         typer.echo(f"redrove {sent} dead letters", err=True)
-    if missing or not chosen:
-        raise typer.Exit(1)
