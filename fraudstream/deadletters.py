@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 from aiokafka import TopicPartition
 
@@ -77,7 +78,7 @@ async def read_all(settings: Settings, timeout_s: float = 30.0) -> tuple[list[Le
         await consumer.stop()
 
 
-def select(letters: list[Letter], reasons: list[str] = (), ids: list[str] = (),
+def select(letters: list[Letter], reasons: Sequence[str] = (), ids: Sequence[str] = (),
            topic: str | None = None, settings: Settings | None = None) -> list[Letter]:
     """The letters matching every given criterion: any of ``reasons`` (case-insensitive),
     any of ``ids``, refused from logical ``topic``."""

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from shared.codec import DecodeError, decode
+from shared.events import Score
 from shared.kafka import make_consumer
 from shared.settings import Settings
 from fraudstream.stack import LocalStack
@@ -53,7 +54,7 @@ class LiveView:
             event = decode(record.value, TOPICS[topic].event)
         except DecodeError:
             return
-        if topic == SCORES:
+        if topic == SCORES and isinstance(event, Score):
             self.decisions[event.decision] += 1
             self.model = event.model_version
             if "received" in event.stages:

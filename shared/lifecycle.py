@@ -50,7 +50,7 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("aiokafka").setLevel(logging.INFO if settings.log_level.upper() == "DEBUG" else logging.WARNING)
 
 
-def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[object]]) -> None:
     """Run ``main(stop)`` and set ``stop`` on SIGINT/SIGTERM, so services drain and commit."""
 
     async def runner() -> None:

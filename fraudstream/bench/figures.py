@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -47,7 +48,7 @@ class FullFigures:
     baselines: dict[str, dict[str, float]]
     share_of_passthrough: float
     times_naive: float
-    machine: dict[str, object]
+    machine: dict[str, Any]
     stale_outputs: int = 0
 
     def lines(self) -> list[str]:

@@ -63,6 +63,8 @@ class OutputCounter:
                     self._hops(batch, now)
 
     def _hops(self, batch, now: float) -> None:
+        if self.hops is None:
+            return
         for r in batch:
             t = orjson.loads(r.value).get("stages", {})
             if r.timestamp / 1000 >= self.since and {"received", "enriched", "scored"} <= t.keys():

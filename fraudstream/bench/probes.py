@@ -143,9 +143,19 @@ def infrastructure(settings: Settings) -> list[Watched]:
             Watched("machine", machine_busy_seconds)]
 
 
+def processes(watched: list[Watched]) -> list[subprocess.Popen]:
+    """The child processes among the watched (the broker, Redis and the machine are not ours)."""
+    return [w.proc for w in watched if w.proc is not None]
+
+
+def _sample_all(watched: list[Watched]) -> None:
+    for w in watched:
+        w.sample()
+
+
 async def sample_until(watched: list[Watched], stop: asyncio.Event) -> None:
     while not stop.is_set():
-        await asyncio.to_thread(lambda: [w.sample() for w in watched])
+        await asyncio.to_thread(_sample_all, watched)
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 
@@ -190,7 +200,7 @@ async def start_downstream_first(settings: Settings, names: tuple[str, ...], env
     try:
         await joined(settings, names[1:])
     except BaseException:
-        stop_services([w.proc for w in later])
+        stop_services(processes(later))
         raise
     return [start_watched(names[0], env, logdir), *later]
 

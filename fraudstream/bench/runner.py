@@ -14,8 +14,8 @@ from shared.topics import LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTION
 from fraudstream.bench.baselines import BASELINES, COPY_TO
 from fraudstream.bench.figures import Figures, FullFigures
 from fraudstream.bench.outputs import OutputCounter, percentiles
-from fraudstream.bench.probes import (Watched, cpu_seconds, infrastructure, machine, produced, sample_until,
-                                      settled, start_downstream_first)
+from fraudstream.bench.probes import (Watched, cpu_seconds, infrastructure, machine, processes, produced,
+                                      sample_until, settled, start_downstream_first)
 from fraudstream.bench.workload import enriched_stream, paced, raw_stream, send_all, take
 from fraudstream.processes import stop_services
 from fraudstream.stack import free_port
@@ -36,7 +36,7 @@ async def run_bench(settings: Settings, env: dict[str, str], logdir: Path, stage
     # One stream: the backlog, then the paced tail, so event time only moves forward.
     stream = enriched_stream() if stage == "scoring" else raw_stream()
     await send_all(settings, take(stream, n))
-    procs = [w.proc for w in await start_downstream_first(settings, services, env, logdir)]
+    procs = processes(await start_downstream_first(settings, services, env, logdir))
     try:
         drained = await (await OutputCounter(settings, output, from_end=False).start()).until(n, 60 + n / 500)
         cpu = {name: cpu_seconds(p.pid) for name, p in zip(services, procs)}
@@ -81,13 +81,13 @@ async def run_full(settings: Settings, env: dict[str, str], logdir: Path, n: int
                                     hops=True)
     finally:
         stop_sampling.set()
-        stop_services([w.proc for w in watched])
+        stop_services(processes(watched))
     transactions = [o for o in backlog if o.topic == TRANSACTIONS_RAW]
     baselines = {which: await run_baseline(settings, env, logdir, which, transactions) for which in BASELINES}
     rate = drained.rate()
     return FullFigures(
         "full", drained.seen, len(backlog) - len(transactions), rate, offered, percentiles(latency.latencies),
-        {hop: percentiles(values) for hop, values in latency.hops.items()},
+        {hop: percentiles(values) for hop, values in (latency.hops or {}).items()},
         services, drain, baselines, rate / baselines["passthrough"]["throughput_per_s"],
         rate / baselines["naive"]["throughput_per_s"], host | {"load_1min_at_end": os.getloadavg()[0]}, latency.stale,
     )

@@ -36,12 +36,12 @@ def report(
     from fraudstream.evaluation.outputs import write_outputs
 
     try:
-        bounds = [None if t is None else datetime.fromisoformat(t) for t in (start, end)]
+        since, until = (None if t is None else datetime.fromisoformat(t) for t in (start, end))
     except ValueError as exc:
         raise typer.BadParameter(f"--start/--end: {exc}") from exc
     try:
         rows = read_scores(scores_csv)
-        result = build_report(rows, *bounds, k=k, alert_rate=alert_rate, threshold=threshold)
+        result = build_report(rows, since, until, k=k, alert_rate=alert_rate, threshold=threshold)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
