@@ -16,8 +16,9 @@ latency by hop from the stamps in each score, then measures the two baselines of
 ``baselines.py`` on the same backlog and states the pipeline's rate against each.
 ``docs/benchmarks.md`` has the method, the figures and what they mean.
 
-Modules: ``workload`` (what is sent), ``outputs`` (what comes back), ``probes`` (CPU,
-counters, joins), ``figures`` (results and their printing), ``runner`` (the runs).
+Modules: ``workload`` (what is sent), ``outputs`` (what comes back), ``probes`` (CPU and
+counters), ``startup`` (services started downstream first, group joins), ``figures``
+(results and their printing), ``runner`` (the runs).
 """
 
 from fraudstream.bench.figures import Figures, FullFigures

@@ -1,5 +1,5 @@
 """What the bench watches while services run: CPU from /proc, each service's Prometheus
-counters, the broker's and Redis's CPU, and the consumer-group joins it waits for."""
+counters, and the broker's and Redis's CPU (the group joins it waits for are in ``startup``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 import redis
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.settings import Settings
-from fraudstream.processes import start_services, stop_services
-from fraudstream.stack import free_port
 
 SAMPLE_EVERY_S = 0.25
 
@@ -183,42 +180,3 @@ async def produced(watched: Watched, n: int, timeout_s: float) -> None:
             raise TimeoutError(f"{watched.name} produced {watched.samples[-1][3] if watched.samples else 0:.0f}"
                                f" of {n} in {timeout_s:.0f}s")
         await asyncio.sleep(SAMPLE_EVERY_S)
-
-
-def start_watched(name: str, env: dict[str, str], logdir: Path) -> Watched:
-    port = free_port()
-    (proc,) = start_services([name], env | {"FRAUDSTREAM_METRICS_PORT": str(port)}, logdir)
-    return Watched.of(name, proc, port)
-
-
-async def start_downstream_first(settings: Settings, names: tuple[str, ...], env: dict[str, str],
-                                 logdir: Path) -> list[Watched]:
-    """Start every service but the first, wait until each has joined its consumer group,
-    then the first. Started together, a service that joins late drains what piled up for
-    it in a burst, and the first-to-last-output window measures that burst, not the pipeline."""
-    later = [start_watched(name, env, logdir) for name in names[1:]]
-    try:
-        await joined(settings, names[1:])
-    except BaseException:
-        stop_services(processes(later))
-        raise
-    return [start_watched(names[0], env, logdir), *later]
-
-
-async def joined(settings: Settings, services: tuple[str, ...], timeout_s: float = 60.0) -> None:
-    """Wait until each service's consumer group is Stable with a member."""
-    groups = {settings.group(name) for name in services}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while groups:
-            for group in sorted(groups):  # one per request: Tansu 0.6 garbles a reply with several
-                for reply in await admin.describe_consumer_groups([group]):
-                    # (error, group, state, protocol type, protocol, members)
-                    groups -= {g[1] for g in reply.groups if g[2] == "Stable" and g[5]}
-            if groups and time.monotonic() > deadline:
-                raise TimeoutError(f"groups not joined after {timeout_s:.0f}s: {', '.join(sorted(groups))}")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()

@@ -50,7 +50,7 @@ def redrive(
     offset: Annotated[Optional[list[str]], typer.Option(
         "--offset", "-o", help="a letter's ID, PARTITION:OFFSET on the deadletter topic, as `list` shows (repeatable)")] = None,
     topic: Topic = None,
-    dry_run: Annotated[bool, typer.Option(help="only show what would be redriven")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would be redriven")] = False,
 ) -> None:
     """Re-publish chosen dead letters' original bytes to the topic they were refused from
     (after fixing what refused them). Choose by --reason, --offset and/or --topic."""
