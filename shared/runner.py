@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
-from shared import metrics
+from shared import health, metrics
 from shared.codec import encode
 from shared.events import DeadLetter
 from shared.kafka import Out, Sender
@@ -81,6 +81,7 @@ async def run_batches(
         reraise=True,
     )
     while not stop.is_set():
+        await health.heartbeat(service, consumer, settings)
         polled = await consumer.getmany(timeout_ms=100, max_records=settings.batch_max)
         if not polled:
             if on_idle is not None:
@@ -126,20 +127,26 @@ class Clients:
         from shared.redis import make_redis
 
         self.settings = settings
+        self.service = service
         self.redis = make_redis(settings)
         self.producer = make_producer(settings)
-        self.consumer = make_consumer(settings, *inputs, group=settings.group(service))
+        self.membership = health.GroupMembership()
+        self.consumer = make_consumer(settings, *inputs, group=settings.group(service), listener=self.membership)
         self.sender = Sender(self.producer)
 
     async def __aenter__(self) -> "Clients":
-        from shared.kafka import ensure_topics
+        from shared.kafka import wait_for_broker
+        from shared.redis import wait_for_redis
 
-        await ensure_topics(self.settings)
+        await wait_for_broker(self.settings)  # also creates/checks the topics
+        await wait_for_redis(self.settings, self.redis)
         await self.producer.start()
         await self.consumer.start()
+        health.watch(self.service, self.settings, self.membership)
         return self
 
     async def __aexit__(self, *exc) -> None:
+        health.unwatch(self.service)
         # Bounded: with the broker gone, a client's stop retries forever.
         for closing in (self.consumer.stop(), self.producer.stop(), self.redis.aclose()):
             try:

@@ -7,7 +7,7 @@ import time
 
 from aiokafka import ConsumerRecord
 
-from shared import metrics
+from shared import health, metrics
 from shared.codec import DecodeError, decode, encode
 from shared.events import Alert, EnrichedTransaction, Score
 from shared.kafka import Out
@@ -94,6 +94,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     async with Clients(settings, SERVICE, (TRANSACTIONS_ENRICHED,)) as clients:
         slots = ModelSlots(settings, make_store(settings, clients.redis))
         ready = asyncio.Event()
+        health.add_check("scoring model", lambda: ready.is_set() or "still reading model.versions")
         follower = asyncio.create_task(slots.follow(stop, ready))
         await asyncio.wait({follower, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if follower.done():

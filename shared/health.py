@@ -1,0 +1,179 @@
+"""Is the service alive, and is it ready? Served with its metrics on one HTTP port.
+
+- ``/healthz`` (liveness): 200 while every batch loop has gone round within
+  ``liveness_stale_s``; 503 with a JSON reason when one is stuck, so the orchestrator
+  restarts it. The server runs in its own thread, so a blocked event loop still gets an answer.
+- ``/readyz`` (readiness): 200 when every registered check passes: the consumer group is
+  joined (partitions assigned, or none because replicas outnumber partitions), Redis answers
+  PING, and whatever a service adds with :func:`add_check` (scoring: its model is loaded).
+- ``/metrics``: Prometheus; any other path is 404.
+
+A check is a plain function run in the server's thread: it returns ``True``/``None`` when
+ready, ``False`` or a reason string when not, and may raise (the exception is the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import lag, metrics
+from shared.redis import make_sync_redis
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], "bool | str | None"]
+
+
+class Health:
+    """Heartbeats of the batch loops and the readiness checks of one process."""
+
+    def __init__(self, stale_s: float = 60.0):
+        self.stale_s = stale_s
+        self._beats: dict[str, float] = {}
+        self._checks: dict[str, Check] = {}
+        self._lock = threading.Lock()
+
+    def beat(self, loop: str) -> None:
+        self._beats[loop] = time.monotonic()
+
+    def forget(self, loop: str) -> None:
+        self._beats.pop(loop, None)
+
+    def add_check(self, name: str, check: Check) -> None:
+        with self._lock:
+            self._checks[name] = check
+
+    def remove_check(self, name: str) -> None:
+        with self._lock:
+            self._checks.pop(name, None)
+
+    def liveness(self) -> tuple[bool, dict]:
+        now = time.monotonic()
+        if not self._beats:
+            return False, {"reason": "no batch loop running yet"}
+        ages = {loop: round(now - at, 3) for loop, at in list(self._beats.items())}
+        stale = {loop: age for loop, age in ages.items() if age > self.stale_s}
+        if stale:
+            return False, {"reason": f"batch loop stuck for more than {self.stale_s:g}s", "stale": stale}
+        return True, {"heartbeat_age_s": ages}
+
+    def readiness(self) -> tuple[bool, dict]:
+        with self._lock:
+            checks = dict(self._checks)
+        if not checks:
+            return False, {"reason": "nothing registered yet (starting)"}
+        failing = {}
+        for name, check in checks.items():
+            try:
+                result = check()
+            except Exception as exc:  # a failing dependency is the answer, not a server error
+                result = f"{type(exc).__name__}: {exc}"
+            if result is False or isinstance(result, str):
+                failing[name] = result or "failing"
+        if failing:
+            return False, {"reason": "; ".join(f"{k}: {v}" for k, v in failing.items()), "failing": failing}
+        return True, {"checks": sorted(checks)}
+
+
+HEALTH = Health()
+add_check = HEALTH.add_check
+remove_check = HEALTH.remove_check
+
+
+async def heartbeat(service: str, consumer: AIOKafkaConsumer, settings: Settings) -> None:
+    """The runner calls this on every turn of its batch loop: beat, and refresh the lag gauge."""
+    HEALTH.stale_s = settings.liveness_stale_s
+    HEALTH.beat(service)
+    await lag.report(settings.group(service), consumer, settings.lag_every_s)
+
+
+class GroupMembership(ConsumerRebalanceListener):
+    """Follows a consumer's group: joined (with its partitions) or not (starting, rebalancing)."""
+
+    def __init__(self) -> None:
+        self.assigned: set | None = None
+        self.since = time.monotonic()
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.assigned, self.since = None, time.monotonic()
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.assigned, self.since = set(assigned), time.monotonic()
+
+    def check(self) -> bool | str:
+        if self.assigned is None:
+            return f"not in the consumer group yet (joining for {time.monotonic() - self.since:.1f}s)"
+        return True  # an empty assignment is legitimate: more replicas than partitions
+
+
+def watch(service: str, settings: Settings, membership: GroupMembership) -> None:
+    """Register what every consuming service needs to be ready: its group joined, Redis answering."""
+    redis = make_sync_redis(settings)
+    _watched[service] = redis
+    add_check(f"{service} consumer group", membership.check)
+    add_check(f"{service} redis", lambda: bool(redis.ping()))
+
+
+def unwatch(service: str) -> None:
+    remove_check(f"{service} consumer group")
+    remove_check(f"{service} redis")
+    HEALTH.forget(service)
+    redis = _watched.pop(service, None)
+    if redis is not None:
+        redis.close()
+
+
+_watched: dict = {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    health: Health
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            metrics.HEALTHY.set(self.health.liveness()[0])
+            metrics.READY.set(self.health.readiness()[0])
+            self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
+        elif path in ("/healthz", "/readyz"):
+            ok, detail = self.health.liveness() if path == "/healthz" else self.health.readiness()
+            body = json.dumps({"status": "ok" if ok else "unavailable", **detail}).encode()
+            self._send(200 if ok else 503, body, "application/json")
+        else:
+            self._send(404, b'{"status": "not found"}', "application/json")
+
+    def _send(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # probes every few seconds: not worth a line
+        pass
+
+
+class HealthServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: a free one), in a daemon thread."""
+
+    def __init__(self, port: int, health: Health = HEALTH, host: str = "0.0.0.0"):
+        handler = type("Handler", (_Handler,), {"health": health})
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="health-http", daemon=True)
+        self.thread.start()
+        log.info("serving /metrics, /healthz and /readyz on port %d", self.port)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
