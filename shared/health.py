@@ -56,6 +56,12 @@ class Health:
         with self._lock:
             self._checks.pop(name, None)
 
+    def clear(self) -> None:
+        """Forget every loop and check: a fresh process (tests run many services in one)."""
+        with self._lock:
+            self._beats.clear()
+            self._checks.clear()
+
     def liveness(self) -> tuple[bool, dict]:
         now = time.monotonic()
         if not self._beats:
