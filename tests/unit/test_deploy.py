@@ -66,6 +66,11 @@ METRICS = {
     "fraudstream_model_version_info",
     "fraudstream_label_delay_seconds",
     "fraudstream_drift_events_total",
+    "fraudstream_model_swap_seconds",
+    "fraudstream_labels_unmatched_total",
+    "fraudstream_consumer_lag",
+    "fraudstream_healthy",
+    "fraudstream_ready",
 }
 # Kubernetes versions the manifests must validate against: an old supported one and the
 # newest the validator knows.
@@ -438,7 +443,7 @@ def test_kubernetes_has_one_deployment_per_service():
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), (name, kind)
         # Liveness on the metrics port, and that port is exposed.
-        assert c["livenessProbe"]["tcpSocket"]["port"] in (METRICS_PORT, "metrics"), name
+        assert c["livenessProbe"]["httpGet"]["port"] in (METRICS_PORT, "metrics"), name
         assert {"name": "metrics", "containerPort": METRICS_PORT} in [
             {k: p[k] for k in ("name", "containerPort")} for p in c["ports"]
         ], name
