@@ -124,7 +124,7 @@ class GroupMembership(ConsumerRebalanceListener):
 def watch(service: str, settings: Settings, membership: GroupMembership) -> None:
     """Register what every consuming service needs to be ready: its group joined, Redis answering."""
     redis = make_sync_redis(settings)
-    _watched[service] = redis
+    _watched[service] = (redis, settings.group(service))
     add_check(f"{service} consumer group", membership.check)
     add_check(f"{service} redis", lambda: bool(redis.ping()))
 
@@ -133,12 +133,14 @@ def unwatch(service: str) -> None:
     remove_check(f"{service} consumer group")
     remove_check(f"{service} redis")
     HEALTH.forget(service)
-    redis = _watched.pop(service, None)
-    if redis is not None:
+    watched = _watched.pop(service, None)
+    if watched is not None:
+        redis, group = watched
         redis.close()
+        lag.forget(group)
 
 
-_watched: dict = {}
+_watched: dict[str, tuple] = {}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,13 +23,13 @@ from shared.kafka import make_admin, make_consumer
 from shared.settings import Settings
 from shared.topics import TOPICS
 
-_reported: dict[str, tuple[float, set[TopicPartition]]] = {}
-"""Per group: when its gauge was last refreshed here, and the partitions it then held."""
+_reported: dict[tuple[str, int], tuple[float, set[TopicPartition]]] = {}
+"""Per group and consumer: when it last refreshed the gauge, and the partitions it then held."""
 
 
 async def report(group: str, consumer: AIOKafkaConsumer, every_s: float) -> None:
     """Refresh this consumer's lag gauge at most every ``every_s``; drop partitions it lost."""
-    last, before = _reported.get(group, (0.0, set()))
+    last, before = _reported.get((group, id(consumer)), (0.0, set()))
     now = time.monotonic()
     if now - last < every_s:
         return
@@ -43,12 +43,22 @@ async def report(group: str, consumer: AIOKafkaConsumer, every_s: float) -> None
         except IllegalStateError:
             continue  # revoked by a rebalance since assignment() was read
         metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, highwater - position))
-    for tp in before - held:
+    _drop(group, before - held)
+    _reported[group, id(consumer)] = (now, held)
+
+
+def forget(group: str) -> None:
+    """A stopped consumer's partitions are someone else's now: stop exporting its lag."""
+    for key in [k for k in _reported if k[0] == group]:
+        _drop(group, _reported.pop(key)[1])
+
+
+def _drop(group: str, partitions: set[TopicPartition]) -> None:
+    for tp in partitions:
         try:
             metrics.CONSUMER_LAG.remove(group, tp.topic, str(tp.partition))
         except KeyError:
             pass  # never reported (no fetch before it was revoked)
-    _reported[group] = (now, held)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ async def test_the_lag_gauge_falls_to_zero_as_a_backlog_drains(settings):
     assert max(samples) > 1000, samples  # reported while most of the backlog was still there
     assert samples == sorted(samples, reverse=True), samples  # and only ever falling
     assert samples[-1] == 0
+    assert gauge(own, own.partitions) is None  # a stopped consumer's partitions are no longer its to report
 
 
 async def test_group_lag_sees_a_stopped_groups_backlog_then_its_drain(settings):
