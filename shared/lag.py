@@ -111,7 +111,7 @@ async def end_offsets(settings: Settings, tps: set[TopicPartition], timeout_s: f
         deadline = time.monotonic() + timeout_s
         while any(consumer.highwater(tp) is None for tp in tps):
             if time.monotonic() > deadline:
-                raise asyncio.TimeoutError(f"no highwater mark from the broker within {timeout_s}s")
+                raise TimeoutError(f"no highwater mark from the broker within {timeout_s}s")
             await consumer.getmany(timeout_ms=100)
         return {tp: consumer.highwater(tp) for tp in tps}
     finally:

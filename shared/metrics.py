@@ -52,6 +52,8 @@ READY = Gauge("fraudstream_ready", "1 while /readyz would answer 200, at scrape 
 def serve(port: int) -> None:
     """Serve /metrics, /healthz and /readyz on ``port`` (0: off) for the life of the process."""
     if port:
-        from shared.health import HealthServer  # health reads these metrics: imported late
+        from shared.health_server import (
+            HealthServer,  # it reads these metrics: imported late
+        )
 
         HealthServer(port)

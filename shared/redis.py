@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Sequence
-
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import redis
@@ -20,7 +19,12 @@ import redis.asyncio as aioredis
 from redis.cluster import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from shared.settings import Settings
 

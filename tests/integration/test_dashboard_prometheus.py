@@ -32,7 +32,8 @@ from services.monitor import service as monitor
 from services.scoring import service as scoring
 from shared.codec import decode
 from shared.events import Score
-from shared.health import HEALTH, HealthServer
+from shared.health import HEALTH
+from shared.health_server import HealthServer
 from shared.topics import LABELS_RAW, SCORES
 from tests.kafka_helpers import Collector, produce
 from tests.servers import http_get, until_status

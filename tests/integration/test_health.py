@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from services.ingest import service as ingest
-from shared.health import HEALTH, HealthServer
+from shared.health import HEALTH
+from shared.health_server import HealthServer
 from shared.topics import TRANSACTIONS_RAW, TRANSACTIONS_VALID
 from tests.kafka_helpers import Collector, produce
 from tests.servers import RedisServer, http_get, until_status

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from shared.health import GroupMembership, Health, HealthServer
+from shared.health import GroupMembership, Health
+from shared.health_server import HealthServer
 from tests.servers import http_get
 
 
