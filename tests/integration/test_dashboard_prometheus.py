@@ -109,7 +109,7 @@ async def test_every_dashboard_query_returns_series_from_the_running_pipeline(se
     await until_status(f"{prometheus}/-/ready", 200)
     started = time.time()
     deadline = time.monotonic() + 30
-    while not query(prometheus, 'fraudstream_drift_events_total{kind="feature"} == 0')[1].get("data", {}).get("result"):
+    while not query(prometheus, 'up{job="fraudstream"} == 1')[1].get("data", {}).get("result"):
         assert time.monotonic() < deadline, "Prometheus did not scrape the pipeline before the traffic"
         await asyncio.sleep(0.2)  # a scrape before any traffic, so every counter's rise is seen
 
