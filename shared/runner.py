@@ -25,9 +25,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, before_sleep_log, retry_if_exception_type, wait_exponential
 
-from shared import metrics
+from shared import health, metrics
 from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
@@ -89,13 +89,22 @@ async def run_batches(
     commits when its state is saved, so a restart replays what the state lacks).
     """
     uncommitted: dict[TopicPartition, int] = {}
+    log_retry = before_sleep_log(log, logging.WARNING)
+
+    def still_alive(state: RetryCallState) -> None:
+        # Retrying through an outage is the loop working (readiness says what is missing);
+        # a liveness failure here would only restart a process that is waiting correctly.
+        log_retry(state)
+        health.HEALTH.beat(service)
+
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         wait=wait_exponential(multiplier=0.1, max=10),
-        before_sleep=before_sleep_log(log, logging.WARNING),
+        before_sleep=still_alive,
         reraise=True,
     )
     while not stop.is_set():
+        await health.heartbeat(service, consumer, settings)
         polled = await consumer.getmany(timeout_ms=100, max_records=settings.batch_max)
         if not polled:
             if on_idle is not None:
@@ -145,20 +154,26 @@ class Clients:
         from shared.redis import make_redis
 
         self.settings = settings
+        self.service = service
         self.redis = make_redis(settings)
         self.producer = make_producer(settings)
-        self.consumer = make_consumer(settings, *inputs, group=settings.group(service))
+        self.membership = health.GroupMembership()
+        self.consumer = make_consumer(settings, *inputs, group=settings.group(service), listener=self.membership)
         self.sender = Sender(self.producer)
 
     async def __aenter__(self) -> "Clients":
-        from shared.kafka import ensure_topics
+        from shared.kafka import wait_for_broker
+        from shared.redis import wait_for_redis
 
-        await ensure_topics(self.settings)
+        await wait_for_broker(self.settings)  # also creates/checks the topics
+        await wait_for_redis(self.settings, self.redis)
         await self.producer.start()
         await self.consumer.start()
+        health.watch(self.service, self.settings, self.membership)
         return self
 
     async def __aexit__(self, *exc) -> None:
+        health.unwatch(self.service)
         # Bounded: with the broker gone, a client's stop retries forever.
         for closing in (self.consumer.stop(), self.producer.stop(), self.redis.aclose()):
             try:

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
-from shared import metrics
+from shared import health_server, metrics
 from shared.codec import encode
 from shared.events import Score, utcnow
 from shared.kafka import Out, make_consumer, make_producer
@@ -106,5 +106,5 @@ if __name__ == "__main__":
         sys.exit(f"usage: python -m fraudstream.bench.baselines {'|'.join(BASELINES)}")
     env_settings = Settings()
     configure_logging(env_settings)
-    metrics.serve(env_settings.metrics_port)
+    health_server.serve(env_settings.metrics_port)
     run_until_signal(lambda stop: globals()[which](env_settings, stop))

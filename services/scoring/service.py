@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
-from shared import metrics
+from shared import health, metrics
 from shared.boundary import dispatch
 from shared.codec import encode
 from shared.events import Alert, EnrichedTransaction, Score
@@ -99,6 +99,7 @@ async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
     """The models follow ``model.versions`` in the background; scoring starts once they caught up."""
     slots = ModelSlots(settings, make_store(settings, clients.redis))
     ready = asyncio.Event()
+    health.add_check("scoring model", lambda: ready.is_set() or "still reading model.versions")
     follower = asyncio.create_task(slots.follow(stop, ready))
     await asyncio.wait({follower, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
     if follower.done():

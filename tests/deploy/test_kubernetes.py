@@ -44,7 +44,7 @@ def test_kubernetes_has_one_deployment_per_service():
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), (name, kind)
         # Liveness on the metrics port, and that port is exposed.
-        assert c["livenessProbe"]["tcpSocket"]["port"] in (METRICS_PORT, "metrics"), name
+        assert c["livenessProbe"]["httpGet"]["port"] in (METRICS_PORT, "metrics"), name
         assert {"name": "metrics", "containerPort": METRICS_PORT} in [
             {k: p[k] for k in ("name", "containerPort")} for p in c["ports"]
         ], name
