@@ -19,7 +19,7 @@ models_app = typer.Typer(help="List model versions, promote one, roll back.", no
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models", rich_help_panel=PANEL)
-    for command in (retrain, tail, topics):
+    for command in (retrain, tail, topics, lag):
         app.command(rich_help_panel=PANEL)(command)
     app.add_typer(deadletter.app, name="deadletter", rich_help_panel=PANEL)
 
@@ -36,6 +36,13 @@ def tail(
 
     settings = Settings()
     run_until_signal(lambda stop: follow(settings, topic, from_beginning, limit, stop=stop))
+
+
+def lag() -> None:
+    """How far behind each consumer group is, per topic and partition (from committed offsets)."""
+    from fraudstream.lag import lag as print_lag
+
+    asyncio.run(print_lag(Settings()))
 
 
 def topics() -> None:
