@@ -20,7 +20,7 @@ from tests.cli.helpers import fraudstream
 
 PANELS = {
     "Run": {"up", "service", "stack", "simulate"},
-    "Operate": {"models", "retrain", "tail", "topics", "deadletter"},
+    "Operate": {"models", "retrain", "tail", "topics", "lag", "deadletter"},
     "Data and analysis": {"replay", "evaluate", "report"},
     "Develop": {"bench", "schemas"},
 }
