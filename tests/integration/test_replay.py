@@ -9,6 +9,7 @@ several partitions a merchant count depends on how far the other partitions have
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -63,7 +64,7 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
     stream = [(tx.ts.timestamp(), 0, TRANSACTIONS_RAW, tx) for tx in txs] + [
         (tx.ts.timestamp() + DELAY_S, 1, LABELS_RAW,
          Label(tx_id=tx.tx_id, card_id=tx.card_id, is_fraud=e.fraud_pattern is not None,
-               labelled_at=tx.ts.timestamp() + DELAY_S, source="chargeback"))
+               labelled_at=tx.ts + timedelta(seconds=DELAY_S), source="chargeback"))
         for tx, e in zip(txs, emissions)]
     stream.sort(key=lambda item: item[:2])
     try:
