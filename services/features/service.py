@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 
 from aiokafka import ConsumerRecord
 
@@ -21,7 +20,7 @@ from shared.kafka import Out
 from shared.runner import dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features.store import FeatureStore, Watermark
+from services.features.store import FeatureStore, Refused
 
 SERVICE = "features"
 log = logging.getLogger(__name__)
@@ -33,23 +32,15 @@ class Features:
         self.store = store
         self.valid_topic = settings.topic(TRANSACTIONS_VALID)
         self.enriched_topic = settings.topic(TRANSACTIONS_ENRICHED)
-        # Event-time watermark per input partition: a transaction far behind it is too
-        # late to land in windows that later transactions have already read.
-        self.watermarks: dict[int, Watermark] = defaultdict(lambda: Watermark(settings.max_lateness_s))
 
     async def __call__(self, records: list[ConsumerRecord]) -> list[Out]:
         outs: list[Out] = []
         txs: list[tuple[ConsumerRecord, Transaction]] = []
-        late: list[bool] = []
         labels: list[Label] = []
         for record in records:
             try:
                 if record.topic == self.valid_topic:
-                    tx = decode(record.value, Transaction)
-                    watermark = self.watermarks[record.partition]
-                    late.append(watermark.is_too_late(tx.ts))
-                    watermark.observe(tx.ts)
-                    txs.append((record, tx))
+                    txs.append((record, decode(record.value, Transaction)))
                 else:
                     labels.append(decode(record.value, Label))
             except DecodeError as exc:
@@ -61,12 +52,13 @@ class Features:
         batch_ids = {tx.tx_id for _, tx in txs}
         later = [label for label in labels if label.tx_id in batch_ids]
         await self._apply_labels([label for label in labels if label.tx_id not in batch_ids])
-        results = await self.store.apply([tx for _, tx in txs], late)
+        # the store judges lateness against each card's own newest event (the windows it
+        # protects), so one producer's clock cannot make other cards' transactions late
+        results = await self.store.apply([tx for _, tx in txs])
         enriched_at = time.time()
         for (record, tx), result in zip(txs, results):
-            if result is None:  # late and never applied: its windows were already read
-                reason = self.watermarks[record.partition].reason(tx.ts)
-                outs.append(dead_letter(self.settings, SERVICE, record, reason))
+            if isinstance(result, Refused):  # too late for windows its card already read
+                outs.append(dead_letter(self.settings, SERVICE, record, result.reason))
                 continue
             event = EnrichedTransaction(
                 transaction=tx,
