@@ -60,13 +60,22 @@ end
 -- by the few events between it and the edge or the newest.
 local function window_at(K, w, width, ts, newest)
   local low = ts - width
-  if w[2] > 0 and w[5] <= low then
-    for _, m in ipairs(between(K.history, '(' .. fmt(w[1]), fmt(low))) do count_in(w, amount_of(m), -1) end
-    if w[2] > 0 then w[5] = tonumber(redis.call('ZRANGEBYSCORE', K.history, '(' .. fmt(low), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]) end
+  -- the oldest counted events, a page at a time: those at or before low leave, the
+  -- first one after it is the new oldest (one read when one event leaves)
+  local offset, from = 0, '(' .. fmt(w[1])
+  while w[2] > 0 and w[5] <= low do
+    local raw = redis.call('ZRANGEBYSCORE', K.history, from, '+inf', 'WITHSCORES', 'LIMIT', offset, 8)
+    if #raw == 0 then error('card windows count events their history lacks: ' .. K.windows) end
+    for i = 1, #raw, 2 do
+      local at = tonumber(raw[i + 1])
+      if at > low then w[5] = at; break end
+      count_in(w, amount_of(raw[i]), -1)
+    end
+    offset = offset + 8
   end
   if low > w[1] then w[1] = low end
   if low >= w[1] and ts > newest then return w[2], w[3], w[4] end
-  local view = {w[1], w[2], w[3], w[4]}
+  local view = {w[1], w[2], copy(w[3]), copy(w[4])}
   if ts <= newest then -- counted already but not strictly earlier than ts
     local from = ts > w[1] and fmt(ts) or '(' .. fmt(w[1])
     for _, m in ipairs(between(K.history, from, '+inf')) do count_in(view, amount_of(m), -1) end

@@ -1,5 +1,9 @@
 -- 17 significant digits round-trip a double; Redis would truncate a returned number.
-local function fmt(x) return string.format('%.17g', x) end
+-- Whole numbers (counts, flags, most timestamps) take the much cheaper integer format.
+local function fmt(x)
+  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then return string.format('%d', x) end
+  return string.format('%.17g', x)
+end
 
 -- Exact running sums for card windows: a window adds each amount once and subtracts it
 -- once when it leaves, so its sum must not drift with rounding. A sum is kept as a list
@@ -7,18 +11,25 @@ local function fmt(x) return string.format('%.17g', x) end
 -- in Python's math.fsum), and read rounded once; reference.py rounds the same exact
 -- values with math.fsum and fractions, so the two agree to the bit.
 
--- The partials of p plus x (p is not changed): exact, smallest magnitude first.
+-- Add x to the partials p, in place (and returned): exact, smallest magnitude first.
 local function exact_add(p, x)
-  local out = {}
-  for i = 1, #p do
+  local n, kept = #p, 0
+  for i = 1, n do
     local y = p[i]
     if math.abs(x) < math.abs(y) then x, y = y, x end
     local hi = x + y
     local lo = y - (hi - x)
-    if lo ~= 0 then out[#out + 1] = lo end
+    if lo ~= 0 then kept = kept + 1; p[kept] = lo end
     x = hi
   end
-  if x ~= 0 then out[#out + 1] = x end
+  if x ~= 0 then kept = kept + 1; p[kept] = x end
+  for i = n, kept + 1, -1 do p[i] = nil end
+  return p
+end
+
+local function copy(p)
+  local out = {}
+  for i = 1, #p do out[i] = p[i] end
   return out
 end
 
