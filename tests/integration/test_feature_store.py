@@ -4,7 +4,6 @@ once, one round trip per batch, a TTL on every key."""
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import UTC, datetime, timedelta
 
 import pytest

@@ -37,7 +37,7 @@ def _cluster_support() -> bool:
     """redis-server and redis-cli 5 or later (``redis-cli --cluster create``)."""
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         return False
-    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
     major = version.split("v=", 1)[-1].split(".", 1)[0]
     return major.isdigit() and int(major) >= 5
 
@@ -59,20 +59,20 @@ def cluster_url(tmp_path_factory):
             nodes.append((port, process))
         deadline = time.monotonic() + 10
         for port, process in nodes:
-            while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+            while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False).stdout.strip() != b"PONG":
                 assert time.monotonic() < deadline and process.poll() is None, "redis-server did not start"
                 time.sleep(0.05)
         created = subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p, _ in nodes), "--cluster-replicas", "0",
              "--cluster-yes"],
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         )  # fmt: skip
         if created.returncode != 0:
             pytest.skip(f"redis-cli could not create a cluster: {created.stdout[-300:]}")
         deadline = time.monotonic() + 20
         for port, _ in nodes:
             while b"cluster_state:ok" not in subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"],
-                                                            capture_output=True).stdout:  # fmt: skip
+                                                            capture_output=True, check=False).stdout:  # fmt: skip
                 assert time.monotonic() < deadline, "the cluster never became ready"
                 time.sleep(0.1)
         yield f"redis://127.0.0.1:{nodes[0][0]}/0"
