@@ -30,7 +30,7 @@ from shared.redis import make_redis
 from shared.runner import Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import SCORES, TRANSACTIONS_RAW
-from services.features.store import FeatureStore
+from services.features.store import FeatureStore, Refused
 from services.ingest.validate import Limits, Rejected, parse_transaction
 from services.model.fraud_model import FraudModel
 from services.scoring.service import decide
@@ -91,7 +91,9 @@ async def _score_one(record: ConsumerRecord, settings: Settings, store: FeatureS
         letter = dead_letter(settings, "bench-naive", record, str(exc))
         return letter.topic, letter.value
     (features,) = await store.apply([tx])
-    assert features is not None  # None only answers a transaction flagged late, and none is
+    if isinstance(features, Refused):  # too late for its card's windows, as the features service says
+        letter = dead_letter(settings, "bench-naive", record, features.reason)
+        return letter.topic, letter.value
     p = model.river.predict_proba_one(features.features).get(True, 0.0)
     score = Score(tx_id=tx.tx_id, card_id=tx.card_id, ts=tx.ts, score=p, decision=decide(p, settings),
                   model_version="naive", reasons=[])

@@ -11,7 +11,7 @@ import pytest
 
 from shared.events import Label, Transaction
 from fraudstream.bench import feature_store as bench
-from services.features import definitions, reference, store
+from services.features import definitions, reference, scripts, store
 from services.features.definitions import (
     AGE_CAP_S, DAY, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, UNKNOWN_TX, Feature, transaction_features,
     version_of,
@@ -165,7 +165,7 @@ def test_the_watermark_refuses_what_is_too_late():
     mark.observe(T0)
     assert not mark.is_too_late(T0 + timedelta(hours=1))
     assert mark.is_too_late(T0 + timedelta(minutes=59))
-    assert mark.reason(T0) == "too late: 7200s behind the partition's newest event, limit 3600s"
+    assert mark.reason(T0) == "too late: 7200s behind the card's newest event, limit 3600s"
 
 
 def test_a_fixed_seed_stream_keeps_every_invariant():
@@ -192,6 +192,6 @@ def test_a_fixed_seed_stream_keeps_every_invariant():
     ) == (351, 877, 331, 9)
 
 
-@pytest.mark.parametrize("module", [definitions, reference, store])
+@pytest.mark.parametrize("module", [definitions, reference, scripts, store])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
