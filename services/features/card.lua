@@ -145,7 +145,7 @@ local function apply_card(K, ts_text, member, tx_values)
       return sum / n
     elseif aggregation == 'ratio' then
       if n == 0 then return 1 end
-      return amount / (sum / n)
+      return amount / math.max(sum / n, MIN_MEAN_AMOUNT)
     elseif aggregation == 'zscore' then
       if n < 2 then return 0 end
       local mean = sum / n

@@ -31,6 +31,9 @@ from shared.events import Transaction
 HOUR, DAY = 3600, 86400
 AGE_CAP_S = 30 * DAY
 """Stands for "no history in the last 30 days": `card_seconds_since_prev` and freshness."""
+MIN_MEAN_AMOUNT = 0.01
+"""The ratio's denominator floor, one cent: a card whose history is zero-amount checks (card
+testing) gets a large, finite ratio for its first real amount instead of a division by zero."""
 UNKNOWN_TX = "unknown or expired tx_id (no stored feature vector for this card)"
 """Why a label was not applied."""
 NIGHT_HOURS = range(0, 6)
@@ -42,7 +45,7 @@ CARD_AGGREGATIONS = {
     "count": "the card's transactions in the window",
     "sum": "their amounts added up",
     "mean": "their mean amount; 0 without history",
-    "ratio": "this amount over their mean amount; 1 without history",
+    "ratio": "this amount over their mean amount (at least MIN_MEAN_AMOUNT); 1 without history",
     "zscore": "(this amount - their mean) / their sample std; 0 with under 2 of them or no spread",
     # sums and spreads are exact, rounded once, so a running window and a rescan agree
     # to the bit whatever the order of adding and subtracting
@@ -111,7 +114,7 @@ def version_of(features: tuple[Feature, ...]) -> str:
     """
     rows = [[f.name, f.entity, f.aggregation, f.window_s] for f in features]
     # the constants some aggregations read are part of what the numbers mean
-    return hashlib.sha256(orjson.dumps([rows, AGE_CAP_S, list(NIGHT_HOURS)])).hexdigest()[:12]
+    return hashlib.sha256(orjson.dumps([rows, AGE_CAP_S, MIN_MEAN_AMOUNT, list(NIGHT_HOURS)])).hexdigest()[:12]
 
 
 def _check(features: tuple[Feature, ...]) -> None:

@@ -24,7 +24,7 @@ from fractions import Fraction
 
 from shared.events import Label, Transaction
 from services.features.definitions import (
-    AGE_CAP_S, FEATURE_NAMES, HOUR, UNKNOWN_TX, FeatureResult, Refused, Watermark, by_entity, epoch_s,
+    AGE_CAP_S, FEATURE_NAMES, HOUR, MIN_MEAN_AMOUNT, UNKNOWN_TX, FeatureResult, Refused, Watermark, by_entity, epoch_s,
     history_member, hour_of, transaction_features,
 )  # fmt: skip
 
@@ -55,7 +55,7 @@ def _card_feature(
     if aggregation == "mean":
         return total / n if n else 0.0
     if aggregation == "ratio":
-        return tx.amount / (total / n) if n else 1.0
+        return tx.amount / max(total / n, MIN_MEAN_AMOUNT) if n else 1.0
     if aggregation == "zscore":
         if n < 2:
             return 0.0

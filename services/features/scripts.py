@@ -19,7 +19,7 @@ import math
 from importlib import resources
 
 from shared.settings import Settings
-from services.features.definitions import AGE_CAP_S, DAY, FEATURE_SET_VERSION, by_entity
+from services.features.definitions import AGE_CAP_S, DAY, FEATURE_SET_VERSION, MIN_MEAN_AMOUNT, by_entity
 
 SEEN_MERCHANTS_TTL_S = 180 * DAY
 """A card idle this long (wall clock) forgets its merchants: all are new to it again."""
@@ -75,6 +75,7 @@ class Scripts:
             "MERCHANT_RETENTION": merchant_retention,
             "MERCHANT_TTL": math.ceil(merchant_retention),
             "AGE_CAP": AGE_CAP_S,
+            "MIN_MEAN_AMOUNT": MIN_MEAN_AMOUNT,
             "VECTOR_TTL": settings.feature_ttl_s,
             "VERSION": FEATURE_SET_VERSION,
         }

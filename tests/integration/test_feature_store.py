@@ -167,3 +167,16 @@ async def test_a_vector_of_an_older_feature_set_keeps_its_names(store, settings)
     label = Label(tx_id="old-tx", card_id="c", is_fraud=True, labelled_at=datetime.now(UTC))
     assert await store.apply_labels([label]) == [None]
     assert await store.redis.zrange(f"{p}:{{merchant:m|x}}:fraud", 0, -1) == [b"old-tx"], "merchant id read whole"
+
+
+async def test_zero_amount_histories_equal_the_reference(store):
+    """Card testing: zero-amount checks, then real amounts; every value finite and equal to the reference."""
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    base = dict(merchant_id="m-test", currency="EUR", channel="ecom", mcc="5999", country="FR")
+    txs = [Transaction(tx_id=f"zt{card}-{i}", ts=t0 + timedelta(minutes=i), card_id=f"tester-{card}",
+                       amount=0.0 if i < 4 else 10.0 * i, **base) for card in range(3) for i in range(7)]
+    reference = ReferenceFeatures()
+    expected = [reference.apply(tx) for tx in txs]
+    got = await store.apply(txs)
+    assert [r.features for r in got] == [r.features for r in expected]
+    assert got[4].features["card_amount_ratio_30d"] == 4_000.0

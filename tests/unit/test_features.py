@@ -195,3 +195,16 @@ def test_a_fixed_seed_stream_keeps_every_invariant():
 @pytest.mark.parametrize("module", [definitions, reference, scripts, store])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
+
+
+def test_a_zero_amount_history_gives_a_finite_ratio():
+    """Card testing: zero-amount checks, then a real amount. The mean is floored at one cent."""
+    features = reference.ReferenceFeatures()
+    base = dict(card_id="tester", merchant_id="m", currency="EUR", channel="ecom", mcc="5999", country="FR")
+    for i in range(3):
+        features.apply(Transaction(tx_id=f"z{i}", ts=T0 + timedelta(minutes=i), amount=0.0, **base))
+    first_zero = features.apply(Transaction(tx_id="z3", ts=T0 + timedelta(minutes=3), amount=0.0, **base))
+    real = features.apply(Transaction(tx_id="buy", ts=T0 + timedelta(minutes=4), amount=250.0, **base))
+    assert first_zero.features["card_amount_ratio_30d"] == 0.0
+    assert real.features["card_amount_ratio_30d"] == 25_000.0
+    assert real.features["card_amount_zscore_30d"] == 0.0  # no spread among the zeros
