@@ -1,0 +1,159 @@
+"""The dashboard as a Faust app: agents observe six topics, tables keep what the page shows.
+
+Two stages, because the page shows totals over every partition while a Faust table key
+lives in one partition:
+
+1. one agent per input topic (``observe-*``) runs on every worker for the partitions it
+   owns; it takes batches, reduces each record to an observation (``observe.py``), joins
+   a label to its score through the ``scored`` table (keyed by tx_id, tumbling windows that
+   expire after ``dashboard_label_wait_s``; scores and labels are both keyed by card_id, so
+   a label and its score share a partition number and so a worker), and sends the batch's
+   observations as one message to the single-partition ``feed`` topic;
+2. the ``tally`` agent, on whichever worker owns that one partition, folds them into the
+   ``dashboard`` table (``tally.py``). Each observation carries its source partition and
+   offset and the table keeps the highest offset counted, so a batch re-delivered after a
+   rebalance or crash is not counted twice, and the table's changelog moves the counts to
+   the next owner, so they are not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import weakref
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, Iterator
+
+import faust
+from faust.streams import _current_event
+
+from shared import metrics
+from shared.codec import DecodeError, encode
+from shared.events import DeadLetter
+from shared.settings import Settings
+from shared.topics import ALERTS, DEADLETTER, DRIFT_EVENTS, LABELS, MODEL_VERSIONS, SCORES
+from services.dashboard.observe import observe
+from services.dashboard.tally import SECTIONS, Tally
+
+SERVICE = "dashboard"
+INPUTS = (SCORES, ALERTS, LABELS, DEADLETTER, DRIFT_EVENTS, MODEL_VERSIONS)
+JOIN_WINDOW_S = 300
+"""Size of one window of the ``scored`` table: a label looks in every live one."""
+TAKE_WITHIN_S = 0.5
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def as_current(event: faust.types.EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event while a table is written.
+
+    A table write goes to the changelog partition of the current event; inside a batch from
+    ``take_events`` that is whichever record was buffered last, possibly another partition's,
+    so each write names its own record (Faust has no public way to do this).
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def make_app(settings: Settings) -> faust.App:
+    """A Faust app configured from the project's settings (same broker, prefix, timeouts)."""
+    session_s = settings.session_timeout_ms / 1000
+    return faust.App(
+        settings.group(SERVICE),
+        broker=[f"kafka://{hostport.strip()}" for hostport in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        autodiscover=False,
+        datadir=tempfile.mkdtemp(prefix="fraudstream-dashboard-"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=settings.create_topics,
+        # Tansu answers a join after about half the session timeout: keep both short
+        broker_session_timeout=session_s,
+        broker_rebalance_timeout=session_s,
+        broker_heartbeat_interval=min(settings.heartbeat_interval_ms / 1000, session_s / 3),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_in_thread=False,
+        web_bind="0.0.0.0",
+        web_port=settings.dashboard_port,
+        web_host=settings.dashboard_host or socket.gethostname(),
+        table_cleanup_interval=60.0,
+    )
+
+
+class Dashboard:
+    """The app with its topics, tables and agents declared."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.app = app = make_app(settings)
+        self.feed = app.topic(f"{app.conf.id}-feed", partitions=1, internal=True,
+                              key_serializer="raw", value_serializer="json", retention=timedelta(days=1))
+        self.deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
+        json = faust.Schema(key_serializer="json", value_serializer="json")
+        self.scored = app.Table("scored", schema=json).tumbling(
+            JOIN_WINDOW_S, expires=timedelta(seconds=settings.dashboard_label_wait_s))
+        self.state = app.Table("dashboard", partitions=1, schema=json)
+        for logical in INPUTS:
+            self._observe(logical)
+        app.agent(self.feed, name="tally")(self._tally)
+
+    def sections(self) -> dict[str, Any]:
+        """This worker's copy of the dashboard table (current on the owner of its partition)."""
+        return {name: self.state.get(name) for name in SECTIONS}
+
+    def _observe(self, logical: str) -> None:
+        topic = self.app.topic(self.settings.topic(logical), key_serializer="raw", value_serializer="raw")
+
+        async def observe_batches(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(self.settings.batch_max, within=TAKE_WITHIN_S):
+                rows = [row for event in events if (row := await self._observation(logical, event))]
+                if rows:
+                    await self.feed.send(value=rows)
+
+        self.app.agent(topic, name=f"observe-{logical}")(observe_batches)
+
+    async def _observation(self, logical: str, event: faust.types.EventT) -> dict[str, Any] | None:
+        msg = event.message
+        try:
+            row, tx_id = observe(logical, msg.partition, msg.offset, int(msg.timestamp * 1000), msg.value)
+        except DecodeError as exc:
+            await self._dead_letter(msg, str(exc))
+            return None
+        with as_current(event):
+            if row["k"] == "score":
+                self.scored[tx_id] = row["s"]
+            elif row["k"] == "label":
+                row["s"] = self._score_of(tx_id, event)
+        return row
+
+    def _score_of(self, tx_id: str, event: faust.types.EventT) -> float | None:
+        windows = self.scored[tx_id]
+        for back in range(0, self.settings.dashboard_label_wait_s + JOIN_WINDOW_S, JOIN_WINDOW_S):
+            try:
+                return windows.delta(back, event)
+            except KeyError:
+                continue
+        return None
+
+    async def _dead_letter(self, msg: faust.types.Message, error: str) -> None:
+        metrics.DEADLETTERS.labels(SERVICE, error.split(":", 1)[0]).inc()
+        if msg.topic == self.settings.topic(DEADLETTER):
+            # dead-lettering a dead letter would feed this agent its own output forever
+            log.warning("undecodable dead letter at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+            return
+        letter = DeadLetter(service=SERVICE, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                            key=msg.key, payload=msg.value or b"", error=error)
+        await self.deadletter.send(key=msg.key, value=encode(letter))
+
+    async def _tally(self, stream: faust.StreamT) -> None:
+        async for rows in stream:
+            tally = Tally(self.sections())
+            for name in tally.apply(rows, self.settings.alert_threshold):
+                self.state[name] = tally.sections[name]

@@ -1,0 +1,37 @@
+"""dashboard wiring: the Faust app and its web views, run inside ``run(settings, stop)``.
+
+Off the hot path: it only reads ``scores``, ``alerts``, ``labels``, ``deadletter``,
+``drift.events`` and ``model.versions`` (writing nothing to them but dead letters of
+records it cannot decode) and serves a live page on ``dashboard_port``:
+``http://HOST:PORT/dashboard/``. Several replicas share the work as one consumer group
+(the app id) and every one serves the page.
+
+The Faust app is started as a service inside the caller's event loop instead of through
+``faust.Worker``, which would take over the process (signal handlers, logging, the loop):
+``python -m services dashboard`` already owns those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+from services.dashboard.app import INPUTS, Dashboard
+from services.dashboard.web import add_views
+
+log = logging.getLogger(__name__)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    await ensure_topics(settings, INPUTS)
+    dashboard = Dashboard(settings)
+    add_views(dashboard, stop)
+    app = dashboard.app
+    await app.start()
+    log.info("dashboard serving %s/dashboard/", str(app.conf.canonical_url).rstrip("/"))
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()
