@@ -49,11 +49,17 @@ class Summaries:
         return None
 
     def local(self, source: str) -> dict[str, Any]:
-        served_by = str(self.app.conf.canonical_url).rstrip("/")
-        return summarize(self.dashboard.sections()) | {"source": source, "served_by": served_by}
+        return summarize(self.dashboard.sections()) | {"source": source, "served_by": self.me(), "owns": self.owns()}
+
+    def me(self) -> str:
+        return str(self.app.conf.canonical_url).rstrip("/")
+
+    def owns(self) -> list[str]:
+        """The partitions this worker consumes (what ops look at when a replica lags)."""
+        return sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.assignor.assigned_actives())
 
     async def current(self) -> dict[str, Any]:
-        me = str(self.app.conf.canonical_url).rstrip("/")
+        me = self.me()
         owner = self.owner()
         if owner is None:
             return self.local("standby")
@@ -64,7 +70,7 @@ class Summaries:
             async with self.app.http_client.get(f"{owner}/dashboard/state.json?local=1", timeout=timeout) as resp:
                 resp.raise_for_status()
                 summary = await resp.json()
-            return summary | {"source": f"owner {owner}", "served_by": me}
+            return summary | {"source": f"owner {owner}", "served_by": me, "owns": self.owns()}
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.warning("dashboard owner %s did not answer (%s); serving this worker's copy", owner, exc)
             return self.local("standby")
