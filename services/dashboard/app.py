@@ -5,10 +5,12 @@ lives in one partition:
 
 1. one agent per input topic (``observe-*``) runs on every worker for the partitions it
    owns; it takes batches, reduces each record to an observation (``observe.py``), joins
-   a label to its score through the ``scored`` table (keyed by tx_id, tumbling windows that
-   expire after ``dashboard_label_wait_s``; scores and labels are both keyed by card_id, so
-   a label and its score share a partition number and so a worker), and sends the batch's
-   observations as one message to the single-partition ``feed`` topic;
+   labels and scores by tx_id, and sends the batch's observations as one message to the
+   single-partition ``feed`` topic. The join goes both ways, because a label can overtake
+   its transaction (ingest → labels is one hop, ingest → features → scoring three): a score
+   is kept in ``scored``, a label that came first in ``labelled``; both are keyed by tx_id
+   in tumbling windows that expire after ``dashboard_label_wait_s``. Scores and labels are
+   keyed by card_id, so a label and its score share a partition number, and so a worker;
 2. the ``tally`` agent, on whichever worker owns that one partition, folds them into the
    ``dashboard`` table (``tally.py``). Each observation carries its source partition and
    offset and the table keeps the highest offset counted, so a batch re-delivered after a
@@ -99,6 +101,8 @@ class Dashboard:
         json = faust.Schema(key_serializer="json", value_serializer="json")
         self.scored = app.Table("scored", schema=json).tumbling(
             JOIN_WINDOW_S, expires=timedelta(seconds=settings.dashboard_label_wait_s))
+        self.labelled = app.Table("labelled", schema=json).tumbling(
+            JOIN_WINDOW_S, expires=timedelta(seconds=settings.dashboard_label_wait_s))
         self.state = app.Table("dashboard", partitions=1, schema=json)
         for logical in INPUTS:
             self._observe(logical)
@@ -113,28 +117,36 @@ class Dashboard:
 
         async def observe_batches(stream: faust.StreamT) -> None:
             async for events in stream.take_events(self.settings.batch_max, within=TAKE_WITHIN_S):
-                rows = [row for event in events if (row := await self._observation(logical, event))]
+                rows = [row for event in events for row in await self._observations(logical, event)]
                 if rows:
                     await self.feed.send(value=rows)
 
         self.app.agent(topic, name=f"observe-{logical}")(observe_batches)
 
-    async def _observation(self, logical: str, event: faust.types.EventT) -> dict[str, Any] | None:
+    async def _observations(self, logical: str, event: faust.types.EventT) -> list[dict[str, Any]]:
+        """The record's observation, and a late label's join when the record is its score."""
         msg = event.message
         try:
             row, tx_id = observe(logical, msg.partition, msg.offset, int(msg.timestamp * 1000), msg.value)
         except DecodeError as exc:
             await self._dead_letter(msg, str(exc))
-            return None
+            return []
         with as_current(event):
             if row["k"] == "score":
                 self.scored[tx_id] = row["s"]
+                is_fraud = self._find(self.labelled, tx_id, event)
+                if is_fraud is not None:
+                    joined = {"k": "joined", "src": f"{row['src']}/joined", "fraud": is_fraud}
+                    return [row, row | joined]
             elif row["k"] == "label":
-                row["s"] = self._score_of(tx_id, event)
-        return row
+                row["s"] = self._find(self.scored, tx_id, event)
+                if row["s"] is None:
+                    self.labelled[tx_id] = row["fraud"]
+        return [row]
 
-    def _score_of(self, tx_id: str, event: faust.types.EventT) -> float | None:
-        windows = self.scored[tx_id]
+    def _find(self, table: faust.types.tables.WindowWrapperT, tx_id: str, event: faust.types.EventT) -> Any:
+        """The value under tx_id in the newest live window that has one (None if none has)."""
+        windows = table[tx_id]
         for back in range(0, self.settings.dashboard_label_wait_s + JOIN_WINDOW_S, JOIN_WINDOW_S):
             try:
                 return windows.delta(back, event)

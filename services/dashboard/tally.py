@@ -9,17 +9,22 @@ rebalance or a crash (whole, or overlapping the last one) changes nothing.
 State lives in named sections (plain JSON-able values) so that the service can keep each
 one under its own key of a changelog-backed Faust table and write back only what changed.
 
->>> t = Tally(minutes_kept=2, feed_size=2)
+A label whose score is known is joined at once; one that came first waits, and is joined
+by the score's observation (kind ``joined``, counted under the score's offset).
+
+>>> t = Tally(minutes_kept=2, feed_size=2)  # the oldest minute (60) is forgotten below
 >>> rows = [{"k": "score", "src": "scores:0", "o": 0, "m": 60, "s": 0.95},
-...         {"k": "score", "src": "scores:0", "o": 1, "m": 60, "s": 0.1},
-...         {"k": "label", "src": "labels:0", "o": 0, "m": 120, "fraud": True, "s": 0.95}]
+...         {"k": "label", "src": "labels:0", "o": 0, "m": 120, "fraud": True, "s": 0.95},
+...         {"k": "label", "src": "labels:0", "o": 1, "m": 120, "fraud": False, "s": None},
+...         {"k": "score", "src": "scores:0", "o": 1, "m": 180, "s": 0.1},
+...         {"k": "joined", "src": "scores:0/joined", "o": 1, "m": 180, "fraud": False, "s": 0.1}]
 >>> sorted(t.apply(rows, alert_threshold=0.8))
 ['minutes', 'offsets']
->>> t.apply(rows[:1], alert_threshold=0.8)  # a replay: already counted
+>>> t.apply(rows[:2], alert_threshold=0.8)  # a replay: already counted
 set()
->>> t.sections["minutes"]["60"]["scores"], t.sections["minutes"]["60"]["hist"][9]
-(2, 1)
->>> t.sections["minutes"]["120"]["tp"]
+>>> [(m, v["scores"], v["labels"], v["tp"], v["tn"]) for m, v in t.sections["minutes"].items()]
+[('120', 0, 2, 1, 0), ('180', 1, 0, 0, 1)]
+>>> t.sections["minutes"]["180"]["hist"][1]
 1
 """
 
@@ -29,7 +34,8 @@ import copy
 from typing import Any
 
 HIST_BINS = 10
-COUNTS = ("scores", "alerts", "labels", "deadletters", "drift", "models", "tp", "fp", "fn", "tn", "unmatched")
+COUNTS = ("scores", "alerts", "labels", "deadletters", "drift", "models", "tp", "fp", "fn", "tn")
+OUTCOMES = ("tp", "fp", "fn", "tn")
 FEEDS = {"alert": "alerts", "drift": "drift", "model": "models"}
 """Observation kind → the section holding the latest few of them, newest first."""
 
@@ -85,7 +91,10 @@ class Tally:
                 minute["hist"][score_bin(row["s"])] += 1
             elif kind == "label":
                 minute["labels"] += 1
-                minute["unmatched" if row["s"] is None else outcome(row["s"], row["fraud"], alert_threshold)] += 1
+                if row["s"] is not None:
+                    minute[outcome(row["s"], row["fraud"], alert_threshold)] += 1
+            elif kind == "joined":
+                minute[outcome(row["s"], row["fraud"], alert_threshold)] += 1
             elif kind == "deadletter":
                 minute["deadletters"] += 1
                 reasons = self.sections["reasons"]
@@ -127,6 +136,9 @@ def summarize(sections: dict[str, Any], recent_minutes: int = 5) -> dict[str, An
                        "deadletters": m["deadletters"], "alert_rate": ratio(m["alerts"], m["scores"]),
                        "precision": ratio(m["tp"], m["tp"] + m["fp"]), "recall": ratio(m["tp"], m["tp"] + m["fn"])})
     reasons = sorted((sections.get("reasons") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    totals["joined"] = sum(totals[o] for o in OUTCOMES)
+    # labels whose score has not been seen: not yet, or never (scored before this dashboard remembers)
+    totals["waiting"] = totals["labels"] - totals["joined"]
     return {
         "totals": totals,
         "series": series,

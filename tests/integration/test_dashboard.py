@@ -115,8 +115,8 @@ async def test_every_input_shows_on_the_page_exactly_once(settings, start_servic
     await produce(s, LABELS, [(f"c{i % 6}".encode(), encode(label)) for i, label in enumerate(labels)]
                   + [(b"c0", encode(unknown))])
     joined = await wait_summary(s, lambda x: x["totals"]["labels"] == 31)
-    assert {k: joined["totals"][k] for k in ("tp", "fp", "fn", "tn", "unmatched")} == \
-        {"tp": 5, "fp": 1, "fn": 0, "tn": 24, "unmatched": 1}
+    assert {k: joined["totals"][k] for k in ("tp", "fp", "fn", "tn", "joined", "waiting")} == \
+        {"tp": 5, "fp": 1, "fn": 0, "tn": 24, "joined": 30, "waiting": 1}
     assert (joined["precision"], joined["recall"]) == (0.8333, 1.0)
     assert joined["totals"]["scores"] == 30
 
@@ -126,6 +126,21 @@ async def test_every_input_shows_on_the_page_exactly_once(settings, start_servic
     own = [decode(r.value, ev.DeadLetter) for r in seen.of(DEADLETTER)]
     own = [d for d in own if d.service == "dashboard"]
     assert [(d.payload, d.topic, d.error.split(":")[0]) for d in own] == [(b"garbage", s.topic(SCORES), "not JSON")]
+
+
+async def test_a_label_that_overtakes_its_score_waits_for_it(settings, start_service):
+    s = dashboard_settings(settings)
+    start_service(service.run, s)
+    # t8 and t9 are frauds; the alert threshold (0.8) flags t8 and t9 of 10 scores i/10.
+    labels = [ev.Label(tx_id=f"t{i}", card_id=f"c{i % 6}", is_fraud=i >= 8, labelled_at=T0) for i in range(10)]
+    await produce(s, LABELS, [(f"c{i % 6}".encode(), encode(label)) for i, label in enumerate(labels)])
+    waiting = await wait_summary(s, lambda x: x["totals"]["labels"] == 10)
+    assert (waiting["totals"]["waiting"], waiting["precision"]) == (10, None)
+
+    await produce(s, SCORES, scores_of(0, 10, 10))
+    joined = await wait_summary(s, lambda x: x["totals"]["scores"] == 10 and x["totals"]["joined"] == 10)
+    assert {k: joined["totals"][k] for k in ("tp", "fp", "fn", "tn", "labels", "waiting")} == \
+        {"tp": 2, "fp": 0, "fn": 0, "tn": 8, "labels": 10, "waiting": 0}
 
 
 async def test_page_and_snapshot_are_served(settings, start_service):
