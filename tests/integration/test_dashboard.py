@@ -55,8 +55,8 @@ async def wait_summary(settings: Settings, done: Callable[[dict], bool], timeout
                 await asyncio.sleep(0.2)
             except TimeoutError:
                 break
-    totals = last and last["totals"]
-    raise AssertionError(f"no summary satisfied the condition within {timeout_s}s; last totals: {totals}")
+    seen = last and {k: last[k] for k in ("totals", "source", "served_by", "owns")}
+    raise AssertionError(f"no summary satisfied the condition within {timeout_s}s; last seen: {seen}")
 
 
 def score(i: int, n: int) -> ev.Score:
