@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -35,3 +36,5 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await app.stop()
+        # Faust creates its data directories even for in-memory tables; nothing in them outlives a run
+        shutil.rmtree(app.conf.datadir, ignore_errors=True)
