@@ -17,6 +17,7 @@ import pytest
 
 from fraudstream.stack import free_port
 from services.dashboard import service
+from services.dashboard.app import Dashboard
 from shared import events as ev
 from shared.codec import decode, encode
 from shared.settings import Settings
@@ -156,3 +157,15 @@ async def test_page_and_snapshot_are_served(settings, start_service):
             state = await snap.json()
     assert state["totals"]["scores"] == 4 and state["source"] == "owner"
     assert state["score_histogram"] == [1, 0, 1, 0, 0, 1, 0, 1, 0, 0]
+
+
+async def test_a_crashed_part_of_the_app_stops_the_service(settings):
+    """Table recovery crashing (as Tansu's wrong highwater once made it) must not leave a frozen page."""
+    app = Dashboard(dashboard_settings(settings)).app
+    await app.start()
+    try:
+        await app.tables.recovery.crash(RuntimeError("recovery failed"))
+        with pytest.raises(service.DashboardCrashed, match="recovery failed"):
+            await asyncio.wait_for(service.until_stopped_or_crashed(app, asyncio.Event()), timeout=10)
+    finally:
+        await app.stop()
