@@ -165,6 +165,15 @@ class Settings(BaseSettings):
             raise ValueError("redis_ssl_* files are set but redis_url is not rediss:// (TLS would be off)")
         return self
 
+    # --- dashboard
+    dashboard_port: int = Field(6066, ge=1, le=65535)
+    """The live page: ``http://HOST:PORT/dashboard/``."""
+    dashboard_host: str = ""
+    """The name other dashboard replicas reach this one by (empty: this machine's hostname)."""
+    dashboard_label_wait_s: int = Field(3600, ge=60)
+    """How long (wall clock) the dashboard remembers a score for the label join; later labels
+    count as unmatched. Memory grows with it: ~200 bytes per score held."""
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
