@@ -273,11 +273,16 @@ class Stream:
                 if row:
                     self._refuse("too few columns")
                 continue
+            text = row[i_time]
             try:
-                ts = parse_time(row[i_time])
+                moment = datetime.fromisoformat(text)  # the common case first: exceptions cost
+                ts = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
             except ValueError:
-                self._refuse("malformed time")
-                continue
+                try:
+                    ts = parse_time(text)
+                except ValueError:
+                    self._refuse("malformed time")
+                    continue
             try:
                 amount = float(row[i_amount])
             except ValueError:
