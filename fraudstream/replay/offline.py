@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from services.features.definitions import FEATURE_NAMES
 from shared.settings import Settings
-from fraudstream.replay.arms import BatchArm, OnlineArm, ArmSpec, BATCH_KINDS
+from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
 from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
 from fraudstream.replay.source import Row
 
@@ -67,6 +67,8 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
         names = FEATURE_SET_NAMES[spec.options.get("features", "base")]
         if spec.kind in BATCH_KINDS:
             batch.append(BatchArm(spec, settings, names, out.scores[spec.name]))
+        elif spec.kind == "twin":
+            batch.append(TwinArm(spec, settings, names, out.scores[spec.name]))
         else:
             everything = names == FEATURE_NAMES and not engine.label_shares
             online.append((OnlineArm(spec, settings, None if everything else names), out.scores[spec.name]))
