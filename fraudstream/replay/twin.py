@@ -16,7 +16,7 @@ where the saving on scoring comes from.
 ...     twin.learn(np.array([float(i % 2)]), i % 2 == 1)
 >>> snapshot = twin.snapshot()
 >>> [round(p, 3) for p in snapshot.score_many(np.array([[0.0], [1.0]]))]
-[0.069, 0.931]
+[0.01, 0.066]
 """
 
 from __future__ import annotations
