@@ -103,7 +103,7 @@ class OnlineArm:
 
 class BatchArm:
     def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...], scores: array):
-        self.name, self.names, self.kind, self.scores = spec.name, names, spec.kind, scores
+        self.name, self.names, self.kind, self.scores, self.spec = spec.name, names, spec.kind, scores, spec
         self.refit_s = spec.get("refit_days", 7) * DAY_S
         self.window_s = spec.get("window_days", 28) * DAY_S
         self.rate = spec.get("rate", settings.genuine_sample_rate)
@@ -139,13 +139,13 @@ class BatchArm:
         if self.kind == "hgb":
             from sklearn.ensemble import HistGradientBoostingClassifier
 
-            model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, max_leaf_nodes=31,
-                                                   early_stopping=False, random_state=self.seed)
+            model = HistGradientBoostingClassifier(max_iter=int(self.spec.get("trees", 100)), learning_rate=0.1,
+                                                   max_leaf_nodes=31, early_stopping=False, random_state=self.seed)
         else:
             from sklearn.ensemble import RandomForestClassifier
 
-            model = RandomForestClassifier(n_estimators=100, min_samples_leaf=5, max_features="sqrt", n_jobs=2,
-                                           random_state=self.seed)
+            model = RandomForestClassifier(n_estimators=int(self.spec.get("trees", 100)), min_samples_leaf=5,
+                                           max_features="sqrt", n_jobs=2, random_state=self.seed)
         self.model = model.fit(X, ys, sample_weight=weights)
         self.versions += 1
 
