@@ -54,7 +54,10 @@ _MERCHANT_KEEP_S = max([w for _, w in _MERCHANT_RATES] + [h * HOUR for _, h in _
                        + list(SHARE_WINDOWS.values()))
 _MERCHANT_OF = itemgetter(2)
 _TRIM = 256
-"""Rows dropped at once when they have left every window (amortises the list copy)."""
+"""A merchant's hours or label times dropped at once when they have left every window."""
+_CARD_TRIM = 16
+"""A card's rows dropped at once (amortises the copy; a card holds its month plus at most
+this many, so that the cards' rows stay the size of a month of traffic)."""
 
 
 class _Card:
@@ -175,7 +178,7 @@ class IncrementalFeatures:
         for name in _CHANNEL:
             x[name] = float(previous is not None and previous[4] != channel)
         card.insert((ts, amount, merchant_id, country, channel, tx_id), end)
-        if lo[-1] > _TRIM:  # the widest window has moved on: forget what it left behind
+        if lo[-1] > _CARD_TRIM:  # the widest window has moved on: forget what it left behind
             card.forget_before(lo[-1])
         if first is None:
             self.first_seen[card_id, merchant_id] = ts
