@@ -8,8 +8,9 @@ published, as scoring does. Several models (*arms*, :mod:`fraudstream.replay.arm
 the same stream in one pass, so they are compared on exactly the same events.
 
 Memory follows live state, not file length: the cards' last 30 days, the merchants' hourly
-counts, the vectors of transactions whose label is not due yet, and one float per arm and
-transaction for the scores (what the report ranks).
+counts, the vectors of transactions whose label is not due yet, the tx ids of the dedup TTL
+(``dedup_ttl_s`` of event time), and 4 bytes per arm and transaction for the scores (what
+the report ranks) plus 17 for time, card and label.
 
 Where it can differ from the replay: there, scoring switches to a new version a few
 milliseconds after the learner publishes it, so the transactions in flight at that moment
@@ -21,6 +22,7 @@ amount in [0, max_amount]): currency or country codes are not checked here.
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -73,7 +75,8 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
             everything = names == FEATURE_NAMES and not engine.label_shares
             online.append((OnlineArm(spec, settings, None if everything else names), out.scores[spec.name]))
     waiting: dict[str, tuple[float, dict[str, float], str]] = {}  # tx_id → what its label joins to
-    seen: set[str] = set()
+    seen: set[str] = set()  # ingest's dedup, forgetting after its TTL (here in event time)
+    remembered: deque[tuple[float, str]] = deque()
     cards, refused = out.cards, out.refused
     ts_col, card_col, label_col = out.ts, out.card, out.label
     n = 0
@@ -97,6 +100,9 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
             refused["duplicate"] = refused.get("duplicate", 0) + 1
             continue
         seen.add(row.tx_id)
+        remembered.append((row.ts, row.tx_id))
+        while remembered[0][0] < row.ts - settings.dedup_ttl_s:
+            seen.discard(remembered.popleft()[1])
         x = engine.apply(row.tx_id, row.ts, row.card, row.merchant, row.amount, row.country, row.channel)
         for arm, scores in online:
             scores.append(arm.score(x))
