@@ -75,9 +75,12 @@ def simulate(
     csv: Annotated[Optional[Path], typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
     seed: Seed = 7, cards: Cards = 10_000, merchants: Merchants = 1_000, fraud_rate: FraudRate = 0.007,
     label_delay_hours: LabelDelay = 48.0, drift_after: DriftAfter = None,
+    long_frauds: Annotated[bool, typer.Option(help="add frauds that go on for weeks: compromised terminals "
+                                                   "and compromised cards")] = False,
 ) -> None:
     """Publish seeded card traffic and delayed labels to transactions.raw / labels.raw (or a CSV)."""
     config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
+    config = config.model_copy(update={"long_frauds": long_frauds})
     if csv is not None:
         from fraudstream.simulator.traffic import simulate as stream
         from fraudstream.simulator.traffic import write_csv

@@ -41,7 +41,7 @@ def test_the_jobs_lint_type_check_and_test():
 def test_the_tools_ci_runs_are_in_the_dev_extra_and_configured():
     project = _pyproject()
     dev = " ".join(project["project"]["optional-dependencies"]["dev"])
-    for tool in ("ruff", "mypy", "pytest", "fraudstream[cli,plots,local]"):
+    for tool in ("ruff", "mypy", "pytest", "import-linter", "fraudstream[cli,plots,local,batch]"):
         assert tool in dev, tool
     assert project["tool"]["mypy"]["files"] == ["shared", "services", "fraudstream"]
     assert project["tool"]["ruff"]["lint"]["select"]
