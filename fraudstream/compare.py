@@ -18,10 +18,10 @@ import sys
 import time
 from datetime import timedelta
 
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from services.features.reference import ReferenceFeatures
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from shared.topics import TRANSACTIONS_RAW
 
 Event = tuple[str, str, dict[str, float] | None, bool]

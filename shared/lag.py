@@ -11,7 +11,6 @@ ListOffsets(latest) with the base offset of a partition's last batch + 1, not it
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 

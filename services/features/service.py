@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from services.features.store import FeatureStore, Refused
 from shared import metrics
 from shared.boundary import dispatch
 from shared.codec import encode
@@ -22,7 +23,6 @@ from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features.store import FeatureStore, Refused
 
 SERVICE = "features"
 INPUTS = (TRANSACTIONS_VALID, LABELS)

@@ -38,22 +38,32 @@ dropped hours counts only the hours kept (an undercount by what the dropped ones
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from services.features.definitions import (
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    LAYOUT,
+    UNKNOWN_TX,
+    FeatureResult,
+    Layout,
+    Refused,
+    Watermark,
+    epoch_s,
+    history_member,
+    too_late,
+    transaction_features,
+)  # fmt: skip
+from services.features.scripts import Scripts
 from shared.events import Label, Transaction
 from shared.redis import key, slot_groups
 from shared.settings import Settings
-from services.features.definitions import (
-    FEATURE_NAMES, FEATURE_SET_VERSION, LAYOUT, UNKNOWN_TX, FeatureResult, Layout, Refused, Watermark,
-    epoch_s, history_member, too_late, transaction_features,
-)  # fmt: skip
-from services.features.scripts import Scripts
 
 __all__ = ["FeatureResult", "FeatureStore", "Refused", "Watermark"]
 

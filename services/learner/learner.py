@@ -17,10 +17,6 @@ from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
 
-from shared.boundary import Inbound, dispatch
-from shared.events import EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested
-from shared.kafka import Out
-from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 from services.learner.joining import LabelJoin
 from services.learner.lineage import Lineage
 from services.learner.maturity import Maturity
@@ -28,6 +24,10 @@ from services.learner.publishing import Publisher
 from services.learner.retrain_queue import RetrainQueue
 from services.learner.trainer import Trainer
 from services.learner.verdicts import Verdicts
+from shared.boundary import Inbound, dispatch
+from shared.events import EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested
+from shared.kafka import Out
+from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 
 
 @dataclass

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from shared.errors import ArtifactError
-from shared.events import ModelVersionPublished
 from services.learner.shadow import Shadow
 from services.learner.trainer import Trainer
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified
+from shared.errors import ArtifactError
+from shared.events import ModelVersionPublished
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from services.learner.trainer import sampled
 from shared.events import EnrichedTransaction, Label
 from shared.settings import Settings
-from services.learner.trainer import sampled
 
 MATURED_PER_BATCH = 2000
 

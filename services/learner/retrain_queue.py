@@ -20,10 +20,10 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
+from services.learner.retrain import Example
 from shared.codec import DecodeError, decode, encode
 from shared.events import RetrainRequested
 from shared.settings import Settings
-from services.learner.retrain import Example
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,6 @@ import logging
 
 import redis.asyncio as aioredis
 
-from shared.errors import ArtifactError
-from shared.events import ModelVersionPublished
-from shared.settings import Settings
 from services.features import FeatureReader, feature_reader
 from services.learner.joining import LabelJoin
 from services.learner.learner import Learner
@@ -23,6 +20,9 @@ from services.learner.waiting import WaitingLabels
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified, make_store
 from services.model.fraud_model import FraudModel
+from shared.errors import ArtifactError
+from shared.events import ModelVersionPublished
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

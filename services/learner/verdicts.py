@@ -19,10 +19,10 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shared.events import ModelVersionPublished, RetrainRequested, TrainingWindow
-from shared.settings import Settings
 from services.learner.publishing import Publisher
 from services.learner.retrain import Decision, RetrainConfig, retrain
+from shared.events import ModelVersionPublished, RetrainRequested, TrainingWindow
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

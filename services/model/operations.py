@@ -10,12 +10,12 @@ event on ``model.versions``; every scoring replica and the learner follow it.
 
 from __future__ import annotations
 
+from services.model import registry
 from shared.codec import encode
 from shared.events import ModelVersionPublished, utcnow
 from shared.kafka import publish_one
 from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS
-from services.model import registry
 
 
 class NoSuchVersion(LookupError):

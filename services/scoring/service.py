@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from services.model.artifacts import make_store
+from services.model.reasons import explain_many
+from services.scoring.models import ModelSlots, Slot
 from shared import health, metrics
 from shared.boundary import dispatch
 from shared.codec import encode
@@ -16,9 +19,6 @@ from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, run_service
 from shared.settings import Settings
 from shared.topics import ALERTS, MODEL_VERSIONS, SCORES, SCORES_SHADOW, TRANSACTIONS_ENRICHED
-from services.model.artifacts import make_store
-from services.model.reasons import explain_many
-from services.scoring.models import ModelSlots, Slot
 
 SERVICE = "scoring"
 

@@ -29,10 +29,7 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from shared.codec import decode, encode
-from shared.events import DriftDetected, ModelVersionPublished, RetrainRequested, Score, TrainingWindow, utcnow
-from shared.kafka import Out, Sender, make_producer
-from shared.topics import DRIFT_EVENTS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
+from fraudstream.simulator.traffic import Emission, SimulatorConfig, simulate
 from services.features import service as features
 from services.features.reference import ReferenceFeatures
 from services.ingest import service as ingest
@@ -42,7 +39,10 @@ from services.model.artifacts import dump, make_store
 from services.model.fraud_model import FraudModel
 from services.monitor import service as monitor
 from services.scoring import service as scoring
-from fraudstream.simulator.traffic import Emission, SimulatorConfig, simulate
+from shared.codec import decode, encode
+from shared.events import DriftDetected, ModelVersionPublished, RetrainRequested, Score, TrainingWindow, utcnow
+from shared.kafka import Out, Sender, make_producer
+from shared.topics import DRIFT_EVENTS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.e2e

@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import pytest
 
-from shared.codec import decode
-from shared.events import Alert, ModelVersionPublished, Score
-from shared.topics import ALERTS, MODEL_VERSIONS, SCORES
+from fraudstream.simulator.publish import publish
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from services.features import service as features
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
 from services.scoring import service as scoring
-from fraudstream.simulator.publish import publish
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from shared.codec import decode
+from shared.events import Alert, ModelVersionPublished, Score
+from shared.topics import ALERTS, MODEL_VERSIONS, SCORES
 from tests.kafka_helpers import Collector
 
 pytestmark = pytest.mark.e2e

@@ -12,9 +12,9 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from shared.events import Label, Transaction
 from fraudstream.bench.feature_store import synthetic_stream
 from services.features.store import FeatureStore
+from shared.events import Label, Transaction
 
 pytestmark = pytest.mark.integration
 

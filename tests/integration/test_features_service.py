@@ -3,18 +3,18 @@ change nothing, and two workers in one group cover every transaction."""
 
 from __future__ import annotations
 
-import pytest
-
-from shared.codec import decode, encode
 from datetime import timedelta
 
+import pytest
+
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features import service as features
+from services.features.reference import ReferenceFeatures
+from shared.codec import decode, encode
 from shared.events import DeadLetter, EnrichedTransaction, Transaction
 from shared.kafka import ensure_topics
 from shared.topics import DEADLETTER, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features import service as features
-from services.features.reference import ReferenceFeatures
-from fraudstream.simulator.publish import anchored
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

@@ -14,20 +14,20 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from shared.codec import decode, encode
-from shared.events import EnrichedTransaction, Label, Transaction
-from shared.kafka import ensure_topics, make_producer
-from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
-from services.features import service as features
-from services.ingest import service as ingest
-from services.learner import service as learner
-from services.model.metrics import average_precision
 from fraudstream.replay.commands import replay_settings
 from fraudstream.replay.offline import evaluate
 from fraudstream.replay.run import replay
 from fraudstream.replay.source import Columns, read
-from services.scoring import service as scoring
 from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
+from services.features import service as features
+from services.ingest import service as ingest
+from services.learner import service as learner
+from services.model.metrics import average_precision
+from services.scoring import service as scoring
+from shared.codec import decode, encode
+from shared.events import EnrichedTransaction, Label
+from shared.kafka import ensure_topics, make_producer
+from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
 from tests.kafka_helpers import Collector, delete_prefix
 
 pytestmark = pytest.mark.integration

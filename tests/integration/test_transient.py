@@ -10,14 +10,14 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from services.model.artifacts import RedisArtifactStore, dump
+from services.model.fraud_model import FraudModel
+from services.scoring.models import UNTRAINED, ModelSlots
 from shared.codec import encode
 from shared.events import ModelVersionPublished, RetrainRequested
 from shared.kafka import Out
 from shared.runner import ServiceSpec, run_service
 from shared.topics import MODEL_RETRAIN
-from services.model.artifacts import RedisArtifactStore, dump
-from services.model.fraud_model import FraudModel
-from services.scoring.models import UNTRAINED, ModelSlots
 from tests.kafka_helpers import Collector
 from tests.redis_server import RedisServer
 

@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from services.monitor.detectors import (
-    DistributionDrift, Latch, MonitorConfig, PerformanceDrift, RetrainPolicy, ScoreDrift, severity,
+    DistributionDrift,
+    Latch,
+    MonitorConfig,
+    PerformanceDrift,
+    RetrainPolicy,
+    ScoreDrift,
+    severity,
 )
 from services.monitor.windows import ks_critical, ks_pvalue, ks_statistic
 from shared.events import DriftDetected, Window

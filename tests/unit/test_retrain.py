@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.codec import decode
-from shared.events import ModelVersionPublished, RetrainRequested
-from shared.settings import Settings
-from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split, train
 from services.learner.learner import Learner
+from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split, train
 from services.learner.startup import assemble
 from services.learner.trainer import Trainer
 from services.model.artifacts import load
 from services.model.fraud_model import FraudModel
+from shared.codec import decode
+from shared.events import ModelVersionPublished, RetrainRequested
+from shared.settings import Settings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 
