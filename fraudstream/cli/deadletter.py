@@ -48,7 +48,8 @@ def list_(
 def redrive(
     reason: Reason = None,
     offset: Annotated[list[str] | None, typer.Option(
-        "--offset", "-o", help="a letter's ID, PARTITION:OFFSET on the deadletter topic, as `list` shows (repeatable)")] = None,
+        "--offset", "-o",
+        help="a letter's ID, PARTITION:OFFSET on the deadletter topic, as `list` shows (repeatable)")] = None,
     topic: Topic = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would be redriven")] = False,
 ) -> None:

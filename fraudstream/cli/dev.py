@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     stage: Annotated[str, typer.Argument(
-        help="full (every service, labels flowing, and the baselines), ingest, features, pipeline or scoring")] = "full",
+        help="full (every service, labels flowing, and the baselines), ingest, features, pipeline "
+             "or scoring")] = "full",
     events: Annotated[int | None, typer.Option(
         help="backlog size for the throughput run [default: 100,000 for ingest, else 30,000]")] = None,
     offered: Annotated[float | None, typer.Option(

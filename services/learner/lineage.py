@@ -47,7 +47,8 @@ class Lineage:
         """Apply an announcement read on ``model.versions`` (our own ones are already known).
 
         A transient Redis error while loading an artifact propagates (the runner retries the
-        batch, and the event is followed again); only an artifact that is missing or fails its sha256 is logged and skipped.
+        batch, and the event is followed again); only an artifact that is missing or fails its
+        sha256 is logged and skipped.
         """
         if (event.version, event.published_at) in self.known:
             return

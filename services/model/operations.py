@@ -3,7 +3,8 @@ event on ``model.versions``; every scoring replica and the learner follow it.
 
 >>> from shared.events import ModelVersionPublished as V
 >>> h = [V(version="v1", reason="initial", status="champion", artifact_ref="r1", artifact_sha256="a" * 64),
-...      V(version="v2", parent="v1", reason="periodic", status="champion", artifact_ref="r2", artifact_sha256="b" * 64)]
+...      V(version="v2", parent="v1", reason="periodic", status="champion", artifact_ref="r2",
+...        artifact_sha256="b" * 64)]
 >>> rollback_target(h).version
 'v1'
 """

@@ -40,7 +40,8 @@ async def test_live_features_equal_the_reference_and_a_replay_changes_nothing(se
     items = [(tx.card_id.encode(), encode(tx)) for tx in txs]
     newest = max(txs, key=lambda tx: tx.ts)
     # lateness follows the card: too late behind its own newest transaction
-    too_late = newest.model_copy(update={"tx_id": "late-1", "ts": newest.ts - timedelta(seconds=settings.max_lateness_s + 60)})
+    too_late = newest.model_copy(
+        update={"tx_id": "late-1", "ts": newest.ts - timedelta(seconds=settings.max_lateness_s + 60)})
     # the whole stream, then a transaction beyond the lateness bound, then the stream replayed
     await produce(one_partition, TRANSACTIONS_VALID, items + [(b"k", encode(too_late))] + items)
 

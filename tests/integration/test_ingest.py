@@ -59,7 +59,8 @@ async def test_good_bad_and_duplicate_events_land_exactly_where_they_should(sett
     start_service(ingest.run)
     expected_dead = len(BAD) + 1 + 1 + 1  # bad transactions, the duplicate, the bad label, the re-sent label
     async with Collector(settings, TRANSACTIONS_VALID, LABELS, DEADLETTER) as seen:
-        await seen.until(lambda c: len(c.of(DEADLETTER)) >= expected_dead and len(c.of(TRANSACTIONS_VALID)) >= len(GOOD))
+        await seen.until(
+            lambda c: len(c.of(DEADLETTER)) >= expected_dead and len(c.of(TRANSACTIONS_VALID)) >= len(GOOD))
         await seen.settle()
 
     valid = [decode(r.value, Transaction) for r in seen.of(TRANSACTIONS_VALID)]

@@ -79,7 +79,7 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
                 for i in range(0, len(stream), 100):
                     chunk = stream[i:i + 100]
                     labelled = {ev.tx_id for _, _, topic, ev in chunk if topic == LABELS_RAW}
-                    await seen_live.until(lambda c: labelled <= vectors(c.of(TRANSACTIONS_ENRICHED)).keys())
+                    await seen_live.until(lambda c, want=labelled: want <= vectors(c.of(TRANSACTIONS_ENRICHED)).keys())
                     for _, _, topic, ev in chunk:
                         await producer.send(live.topic(topic), value=encode(ev), key=ev.card_id.encode())
                     await producer.flush()

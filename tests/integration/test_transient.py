@@ -33,7 +33,8 @@ def own_redis(tmp_path):
 
 
 def champion(ref: str, sha: str) -> ModelVersionPublished:
-    return ModelVersionPublished(version="v1", reason="initial", status="champion", artifact_ref=ref, artifact_sha256=sha)
+    return ModelVersionPublished(version="v1", reason="initial", status="champion",
+                                 artifact_ref=ref, artifact_sha256=sha)
 
 
 async def test_scoring_retries_a_champion_whose_artifact_redis_could_not_serve(settings, own_redis):

@@ -159,7 +159,8 @@ def test_as_dict_and_table():
 def test_scores_file_round_trip(tmp_path):
     path = tmp_path / "scores.csv"
     assert write_scores(iter(ROWS), path) == 15
-    assert path.read_text().splitlines()[0] == ",".join(SCORE_COLUMNS) == "tx_id,time,card,merchant,score,model_version,label"
+    header = "tx_id,time,card,merchant,score,model_version,label"
+    assert path.read_text().splitlines()[0] == ",".join(SCORE_COLUMNS) == header
     assert path.read_text().splitlines()[1] == "t1,2024-03-01T09:00:00+00:00,A,m1,0.9,v1,1"
     assert read_scores(path) == ROWS
 
