@@ -55,7 +55,9 @@ class Lineage:
         if self.shadow.owns(event) and event.status in ("retired", "rejected"):
             self.shadow.stop()
         elif self.shadow.owns(event) and event.status == "champion":
-            self.trainer, self.version = self.shadow.stop(), event.version  # it learned every label since
+            promoted = self.shadow.stop()
+            assert promoted is not None  # the shadow owns the event: it has a trainer
+            self.trainer, self.version = promoted, event.version  # it learned every label since
             log.info("challenger %s promoted: training continues from it", event.version)
         elif event.status == "challenger" and event.version != self.shadow.version:
             model = await self._load(event, "cannot start challenger")

@@ -50,6 +50,7 @@ class Verdicts:
         if decision.challenger is None:
             log.warning("%s refused: %s", requested, decision.why)
             return None
+        assert decision.start is not None and decision.end is not None  # a challenger always has its span
         promote = decision.outcome == "promote"
         event = await self.publisher.announce(
             decision.challenger, parent=self.lineage.version, reason="retrain" if promote else "rejected",
