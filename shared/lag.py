@@ -11,7 +11,6 @@ ListOffsets(latest) with the base offset of a partition's last batch + 1, not it
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -85,7 +84,8 @@ async def group_lag(settings: Settings, timeout_s: float = 10.0) -> list[Partiti
     try:
         groups = sorted(g for g, *_ in await admin.list_consumer_groups() if g.startswith(settings.group("")))
         ours = sorted(set(await admin.list_topics()) & {settings.topic(t) for t in TOPICS})
-        tps = [TopicPartition(d["topic"], p["partition"]) for d in await admin.describe_topics(ours) for p in d["partitions"]]
+        described = await admin.describe_topics(ours)
+        tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
         committed = {}
         for g in groups:
             # Tansu cannot answer OffsetFetch for "all partitions": name them.

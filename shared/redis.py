@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 import redis
@@ -21,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential,
@@ -29,6 +31,12 @@ from tenacity import (
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# A single Redis or a Cluster (``FRAUDSTREAM_REDIS_CLUSTER``): redis-py gives the two no common
+# base class, though both answer the commands and pipelines we use.
+AsyncRedis: TypeAlias = aioredis.Redis | aioredis.RedisCluster
+AsyncPipeline: TypeAlias = aioredis.client.Pipeline | aioredis.cluster.ClusterPipeline
+SyncRedis: TypeAlias = redis.Redis | redis.RedisCluster
 
 
 def client_options(settings: Settings) -> dict:
@@ -58,14 +66,14 @@ def _str(path) -> str | None:
     return str(path) if path is not None else None
 
 
-def make_redis(settings: Settings) -> aioredis.Redis:
+def make_redis(settings: Settings) -> AsyncRedis:
     if settings.redis_cluster:
         return aioredis.RedisCluster.from_url(settings.redis_url, **client_options(settings))
     return aioredis.Redis.from_url(settings.redis_url, health_check_interval=30, socket_keepalive=True,
                                    **client_options(settings))
 
 
-def make_sync_redis(settings: Settings, timeout_s: float = 1.0) -> redis.Redis:
+def make_sync_redis(settings: Settings, timeout_s: float = 1.0) -> SyncRedis:
     """A blocking client for threads outside the event loop (the health server's PING)."""
     options = client_options(settings) | dict(socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     if settings.redis_cluster:
@@ -73,15 +81,19 @@ def make_sync_redis(settings: Settings, timeout_s: float = 1.0) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, **options)
 
 
-async def wait_for_redis(settings: Settings, client: aioredis.Redis) -> None:
+async def wait_for_redis(settings: Settings, client: AsyncRedis) -> None:
     """PING until Redis answers, retrying (with a log line) for up to ``startup_wait_s``."""
+
+    def waiting(state: RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None  # tenacity sets both before a sleep
+        log.warning("waiting for Redis at %s: %s; retrying in %.1fs, giving up after %gs", address(settings.redis_url),
+                    state.outcome.exception(), state.next_action.sleep, settings.startup_wait_s)
+
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError)),
         stop=stop_after_delay(settings.startup_wait_s),
         wait=wait_exponential(multiplier=0.5, max=10),
-        before_sleep=lambda state: log.warning(
-            "waiting for Redis at %s: %s; retrying in %.1fs, giving up after %gs", address(settings.redis_url),
-            state.outcome.exception(), state.next_action.sleep, settings.startup_wait_s),
+        before_sleep=waiting,
         reraise=True,
     ):
         with attempt:

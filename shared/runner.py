@@ -17,9 +17,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaTimeoutError
@@ -58,7 +59,7 @@ class ServiceSpec:
     name: str
     inputs: tuple[str, ...]
     """The topics consumed in the service's consumer group (names from ``shared.topics``)."""
-    build: Callable[["Clients", Settings, asyncio.Event], AbstractAsyncContextManager[BatchHandler]]
+    build: Callable[[Clients, Settings, asyncio.Event], AbstractAsyncContextManager[BatchHandler]]
     """The composition root: wires real adapters into the handler, and tears down after."""
     follows: tuple[str, ...] = ()
     """Topics every replica reads whole, outside the group (scoring follows ``model.versions``)."""
@@ -161,7 +162,7 @@ class Clients:
         self.consumer = make_consumer(settings, *inputs, group=settings.group(service), listener=self.membership)
         self.sender = Sender(self.producer)
 
-    async def __aenter__(self) -> "Clients":
+    async def __aenter__(self) -> Clients:
         from shared.kafka import wait_for_broker
         from shared.redis import wait_for_redis
 
@@ -178,7 +179,7 @@ class Clients:
         for closing in (self.consumer.stop(), self.producer.stop(), self.redis.aclose()):
             try:
                 await asyncio.wait_for(closing, SHUTDOWN_S)
-            except (asyncio.TimeoutError, *TRANSIENT) as exc:
+            except (TimeoutError, *TRANSIENT) as exc:
                 log.warning("shutdown: a client did not close cleanly: %r", exc)
 
 

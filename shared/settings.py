@@ -159,7 +159,7 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _tls_needs_rediss(self) -> "Settings":
+    def _tls_needs_rediss(self) -> Settings:
         files = (self.redis_ssl_cafile, self.redis_ssl_certfile, self.redis_ssl_keyfile)
         if any(files) and not self.redis_url.startswith("rediss://"):
             raise ValueError("redis_ssl_* files are set but redis_url is not rediss:// (TLS would be off)")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from fraudstream.cli import deadletter
 from shared.lifecycle import run_until_signal
 from shared.settings import Settings
 from shared.topics import TOPICS
-from fraudstream.cli import deadletter
 
 PANEL = "Operate"
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 def tail(
     topic: Annotated[str, typer.Argument(help=f"one of: {', '.join(TOPICS)}")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", "-b")] = False,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="stop after this many records")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
 ) -> None:
     """Follow a topic and print each event as one readable line."""
     if topic not in TOPICS:
@@ -85,8 +85,8 @@ def promote(version: str) -> None:
 
 @models_app.command()
 def challenge(
-    version: Annotated[Optional[str], typer.Argument(help="an existing version (e.g. a rejected retrain)")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="or a fresh model of this kind: linear, arf, amf")] = None,
+    version: Annotated[str | None, typer.Argument(help="an existing version (e.g. a rejected retrain)")] = None,
+    kind: Annotated[str | None, typer.Option(help="or a fresh model of this kind: linear, arf, amf")] = None,
 ) -> None:
     """Start a challenger that learns beside the champion and is shadow-scored on scores.shadow."""
     from services.model.operations import NoSuchVersion
@@ -117,8 +117,8 @@ def rollback() -> None:
 
 def retrain(
     reason: Annotated[str, typer.Option(help="why: recorded on the request and in the learner's log")],
-    drift_event_id: Annotated[Optional[str], typer.Option(help="the drift event this answers, if any")] = None,
-    since: Annotated[Optional[str], typer.Option(
+    drift_event_id: Annotated[str | None, typer.Option(help="the drift event this answers, if any")] = None,
+    since: Annotated[str | None, typer.Option(
         help="ISO 8601 event time the world changed (UTC if no offset): learn only labels of transactions "
              "from then on, in several passes, once enough are in")] = None,
 ) -> None:

@@ -22,11 +22,23 @@ from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 
-from shared.events import Label, Transaction
 from services.features.definitions import (
-    AGE_CAP_S, FEATURE_NAMES, HOUR, MIN_MEAN_AMOUNT, UNKNOWN_TX, FeatureResult, Refused, Watermark, by_entity, epoch_s,
-    history_member, hour_of, transaction_features,
+    AGE_CAP_S,
+    FEATURE_NAMES,
+    HOUR,
+    MIN_MEAN_AMOUNT,
+    UNKNOWN_TX,
+    FeatureResult,
+    Refused,
+    Watermark,
+    by_entity,
+    epoch_s,
+    history_member,
+    hour_of,
+    transaction_features,
 )  # fmt: skip
+from shared.events import Label, Transaction
+
 
 @dataclass(frozen=True, order=True)
 class _Past:

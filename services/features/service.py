@@ -14,15 +14,15 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from services.features.store import FeatureStore, Refused
 from shared import metrics
-from shared.boundary import dispatch
+from shared.boundary import Route, dispatch
 from shared.codec import encode
 from shared.events import EnrichedTransaction, Label, Transaction
 from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features.store import FeatureStore, Refused
 
 SERVICE = "features"
 INPUTS = (TRANSACTIONS_VALID, LABELS)
@@ -34,7 +34,7 @@ class Features:
         self.settings = settings
         self.store = store
         self.enriched_topic = settings.topic(TRANSACTIONS_ENRICHED)
-        self.routes = {TRANSACTIONS_VALID: self.on_transaction, LABELS: self.on_label}
+        self.routes: dict[str, Route] = {TRANSACTIONS_VALID: self.on_transaction, LABELS: self.on_label}
         self._txs: list[tuple[ConsumerRecord, Transaction]] = []  # the batch's, collected by the routes
         self._labels: list[Label] = []
 

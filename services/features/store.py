@@ -38,22 +38,30 @@ dropped hours counts only the hours kept (an undercount by what the dropped ones
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from shared.events import Label, Transaction
-from shared.redis import key, slot_groups
-from shared.settings import Settings
 from services.features.definitions import (
-    FEATURE_NAMES, FEATURE_SET_VERSION, LAYOUT, UNKNOWN_TX, FeatureResult, Layout, Refused, Watermark,
-    epoch_s, history_member, too_late, transaction_features,
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    LAYOUT,
+    UNKNOWN_TX,
+    FeatureResult,
+    Layout,
+    Refused,
+    Watermark,
+    epoch_s,
+    history_member,
+    too_late,
+    transaction_features,
 )  # fmt: skip
 from services.features.scripts import Scripts
+from shared.events import Label, Transaction
+from shared.redis import AsyncPipeline, AsyncRedis, key, slot_groups
+from shared.settings import Settings
 
 __all__ = ["FeatureResult", "FeatureStore", "Refused", "Watermark"]
 
@@ -92,7 +100,7 @@ def _floats(csv: str) -> list[float]:
 class FeatureStore:
     """Point-in-time features for batches of transactions, and the vectors kept for labels."""
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings):
+    def __init__(self, redis: AsyncRedis, settings: Settings):
         self.redis = redis
         self.settings = settings
         self.prefix = settings.redis_prefix
@@ -128,7 +136,7 @@ class FeatureStore:
         return [self._refused(tx, _text(c)) if _late(c) else self._result(_text(c), _text(m))
                 for tx, c, m in zip(txs, cards, merchants)]  # fmt: skip
 
-    def _remember_layout(self, pipe: Pipeline) -> None:
+    def _remember_layout(self, pipe: AsyncPipeline) -> None:
         # the names behind this version live as long as the vectors written with it
         pipe.set(f"{self.prefix}:featureset:{FEATURE_SET_VERSION}", self.layout_json, ex=self.vector_ttl_s)
 
@@ -143,18 +151,19 @@ class FeatureStore:
         keys = [f"{merchant}:tx", f"{merchant}:fraud", f"{merchant}:fv:{tx.tx_id}"]
         return _Op(keys, ["merchant", repr(epoch_s(tx.ts)), str(card_op)])
 
-    async def _run(self, ops: list[_Op | None], also: Callable[[Pipeline], None] | None = None) -> list:
+    async def _run(self, ops: Sequence[_Op | None], also: Callable[[AsyncPipeline], None] | None = None) -> list:
         """One reply per op (None for a None op): ops grouped into one script call per
         Cluster slot (all in one on a single Redis), the calls in one pipeline."""
-        present = [i for i, op in enumerate(ops) if op is not None]
-        groups = [[present[j] for j in group]
-                  for group in slot_groups(self.settings, [ops[i].keys[0] for i in present])]  # fmt: skip
+        present = {i: op for i, op in enumerate(ops) if op is not None}
+        indexes = list(present)
+        groups = [[indexes[j] for j in group]
+                  for group in slot_groups(self.settings, [op.keys[0] for op in present.values()])]  # fmt: skip
 
-        def queue(pipe: Pipeline) -> None:
+        def queue(pipe: AsyncPipeline) -> None:
             if also:
                 also(pipe)
             for group in groups:
-                call = _merge([ops[i] for i in group])
+                call = _merge([present[i] for i in group])
                 pipe.evalsha(self.scripts.batch.sha, len(call.keys), *call.keys, *call.args)
 
         replies = await self._execute(queue)
@@ -197,7 +206,7 @@ class FeatureStore:
         for script in self.scripts:
             await self.redis.script_load(script.source)
 
-    async def _execute(self, queue: Callable[[Pipeline], object]) -> list:
+    async def _execute(self, queue: Callable[[AsyncPipeline], object]) -> list:
         """Queue commands on a fresh pipeline and run it: one round trip."""
         try:
             return await self._pipeline(queue).execute()
@@ -207,7 +216,7 @@ class FeatureStore:
             await self.load_scripts()
             return await self._pipeline(queue).execute()
 
-    def _pipeline(self, queue: Callable[[Pipeline], object]) -> Pipeline:
+    def _pipeline(self, queue: Callable[[AsyncPipeline], object]) -> AsyncPipeline:
         pipe = self.redis.pipeline(transaction=False)
         queue(pipe)
         return pipe
@@ -233,7 +242,7 @@ class FeatureStore:
             await self._execute(lambda pipe: self._queue_labels(pipe, frauds))
         return [None if part else UNKNOWN_TX for part in parts]
 
-    def _queue_labels(self, pipe: Pipeline, frauds: list[tuple[Label, str]]) -> None:
+    def _queue_labels(self, pipe: AsyncPipeline, frauds: list[tuple[Label, str]]) -> None:
         for label, merchant_id in frauds:
             merchant = self._key("merchant", merchant_id)
             pipe.evalsha(self.scripts.label.sha, 2, f"{merchant}:tx", f"{merchant}:fraud",

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from services.ingest import service as ingest
 from shared.codec import decode
 from shared.events import DeadLetter, Transaction
 from shared.topics import DEADLETTER, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from services.ingest import service as ingest
 from tests.cli.helpers import env_of, fraudstream_async
 from tests.kafka_helpers import Collector, produce
 

@@ -12,10 +12,10 @@ from importlib.metadata import version
 import pytest
 from pydantic import ValidationError
 
-from shared.kafka import TopicsMissing
-from shared.settings import Settings
 from fraudstream.cli import app
 from fraudstream.cli.errors import explain
+from shared.kafka import TopicsMissing
+from shared.settings import Settings
 from tests.cli.helpers import fraudstream
 
 PANELS = {

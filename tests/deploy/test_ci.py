@@ -60,5 +60,6 @@ def test_redis_is_where_the_fixtures_look_and_the_broker_comes_from_the_fixtures
 def test_ci_python_is_the_images_and_satisfies_requires_python():
     assert ci()["env"]["PYTHON_VERSION"] == "3.11"
     assert _pyproject()["project"]["requires-python"] == ">=3.11"
-    steps = [s for job in ci()["jobs"].values() for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python")]
+    steps = [s for job in ci()["jobs"].values() for s in job["steps"]
+             if s.get("uses", "").startswith("actions/setup-python")]
     assert steps and all(s["with"]["python-version"] == "${{ env.PYTHON_VERSION }}" for s in steps)

@@ -4,9 +4,24 @@ partitions."""
 
 from __future__ import annotations
 
-from tests.deploy.files import (K8S, METRICS_PORT, PREFIX, SERVICES, SHARED_ENV, SINGLETONS, assert_real_settings,
-                                compose, compose_env, configmap, deployments, k8s_docs, k8s_files, k8s_objects,
-                                settings_from, yaml)
+from tests.deploy.files import (
+    K8S,
+    METRICS_PORT,
+    PREFIX,
+    SERVICES,
+    SHARED_ENV,
+    SINGLETONS,
+    assert_real_settings,
+    compose,
+    compose_env,
+    configmap,
+    deployments,
+    k8s_docs,
+    k8s_files,
+    k8s_objects,
+    settings_from,
+    yaml,
+)
 
 
 def test_kubernetes_configmap_is_settings(monkeypatch):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.codec import decode
-from shared.events import Score, Transaction
 from fraudstream.bench import raw_stream, send_all, take
 from fraudstream.bench.baselines import COPY_TO, naive, passthrough
+from shared.codec import decode
+from shared.events import Score, Transaction
 from tests.kafka_helpers import Collector
 
 pytestmark = pytest.mark.integration

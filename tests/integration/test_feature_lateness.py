@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.events import Transaction
-from services.features.definitions import HOUR, DAY, FeatureResult, Refused, hour_of
+from services.features.definitions import DAY, HOUR, FeatureResult, Refused, hour_of
 from services.features.reference import ReferenceFeatures
 from services.features.store import FeatureStore
+from shared.events import Transaction
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from shared.events import Label, Transaction
 from fraudstream.bench.feature_store import CountingConnection, counting_client, memory_usage, synthetic_stream
 from services.features.definitions import FEATURE_NAMES, FeatureResult
 from services.features.reference import ReferenceFeatures
 from services.features.store import FeatureStore, Watermark
+from shared.events import Label, Transaction
 
 pytestmark = pytest.mark.integration
 

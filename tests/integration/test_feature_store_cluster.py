@@ -12,9 +12,9 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from shared.events import Label, Transaction
 from fraudstream.bench.feature_store import synthetic_stream
 from services.features.store import FeatureStore
+from shared.events import Label, Transaction
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,8 @@ def cluster_url(tmp_path_factory):
             nodes.append((port, process))
         deadline = time.monotonic() + 10
         for port, process in nodes:
-            while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False).stdout.strip() != b"PONG":
+            ping = ["redis-cli", "-p", str(port), "ping"]
+            while subprocess.run(ping, capture_output=True, check=False).stdout.strip() != b"PONG":
                 assert time.monotonic() < deadline and process.poll() is None, "redis-server did not start"
                 time.sleep(0.05)
         created = subprocess.run(

@@ -62,6 +62,7 @@ async def test_ready_and_healthy_under_load_not_ready_without_redis(settings, st
         await until_status(f"{server}/readyz", 200)
         await produce(own, TRANSACTIONS_RAW, [(None, raw_tx(9999))])
         async with Collector(own, TRANSACTIONS_VALID) as seen:
-            await seen.until(lambda c: any(orjson.loads(r.value)["tx_id"] == "tx-9999" for r in c.of(TRANSACTIONS_VALID)))
+            await seen.until(
+                lambda c: any(orjson.loads(r.value)["tx_id"] == "tx-9999" for r in c.of(TRANSACTIONS_VALID)))
     finally:
         redis_server.stop()

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from services.ingest import service as ingest
 from shared.codec import decode
 from shared.events import DeadLetter, Label, Transaction
 from shared.topics import DEADLETTER, LABELS, LABELS_RAW, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from services.ingest import service as ingest
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,8 @@ async def test_good_bad_and_duplicate_events_land_exactly_where_they_should(sett
     start_service(ingest.run)
     expected_dead = len(BAD) + 1 + 1 + 1  # bad transactions, the duplicate, the bad label, the re-sent label
     async with Collector(settings, TRANSACTIONS_VALID, LABELS, DEADLETTER) as seen:
-        await seen.until(lambda c: len(c.of(DEADLETTER)) >= expected_dead and len(c.of(TRANSACTIONS_VALID)) >= len(GOOD))
+        await seen.until(
+            lambda c: len(c.of(DEADLETTER)) >= expected_dead and len(c.of(TRANSACTIONS_VALID)) >= len(GOOD))
         await seen.settle()
 
     valid = [decode(r.value, Transaction) for r in seen.of(TRANSACTIONS_VALID)]
@@ -89,9 +90,9 @@ async def test_a_redelivered_record_is_published_again_not_dropped(settings, red
     """A crash after the dedup claim but before the commit must not lose the event."""
     from aiokafka.structs import ConsumerRecord
 
-    from shared.boundary import Boundary
     from services.ingest.dedup import Deduplicator
     from services.ingest.service import Ingest
+    from shared.boundary import Boundary
 
     handler = Ingest(settings, Deduplicator(redis_client, settings))
     record = ConsumerRecord(settings.topic(TRANSACTIONS_RAW), 0, 7, 0, 0, b"card-1", raw(tx("again")), None, 0, 0, [])

@@ -13,19 +13,32 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from services.monitor import service as monitor
+from services.monitor.detectors import MonitorConfig
 from shared import metrics
 from shared.boundary import Boundary
 from shared.codec import decode, encode
 from shared.events import (
-    DeadLetter, DriftDetected, EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, Score, Transaction,
+    DeadLetter,
+    DriftDetected,
+    EnrichedTransaction,
+    Label,
+    ModelVersionPublished,
+    RetrainRequested,
+    Score,
+    Transaction,
     Window,
 )
 from shared.settings import Settings
 from shared.topics import (
-    DEADLETTER, DRIFT_EVENTS, LABELS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED,
+    DEADLETTER,
+    DRIFT_EVENTS,
+    LABELS,
+    MODEL_RETRAIN,
+    MODEL_VERSIONS,
+    SCORES,
+    TRANSACTIONS_ENRICHED,
 )
-from services.monitor import service as monitor
-from services.monitor.detectors import MonitorConfig
 from tests.kafka_helpers import Collector, produce
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

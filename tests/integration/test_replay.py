@@ -14,21 +14,21 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from shared.codec import decode, encode
-from shared.events import EnrichedTransaction, Label, Transaction
-from shared.kafka import ensure_topics, make_producer
-from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
+from fraudstream.replay.arms import parse_arm
+from fraudstream.replay.commands import replay_settings
+from fraudstream.replay.offline import evaluate
+from fraudstream.replay.run import replay
+from fraudstream.replay.source import Columns, Stream, read
+from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
 from services.features import service as features
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
-from fraudstream.replay.commands import replay_settings
-from fraudstream.replay.offline import evaluate
-from fraudstream.replay.run import replay
-from fraudstream.replay.arms import parse_arm
-from fraudstream.replay.source import Columns, Stream, read
 from services.scoring import service as scoring
-from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
+from shared.codec import decode, encode
+from shared.events import EnrichedTransaction, Label
+from shared.kafka import ensure_topics, make_producer
+from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
 from tests.kafka_helpers import Collector, delete_prefix
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
                 for i in range(0, len(stream), 100):
                     chunk = stream[i:i + 100]
                     labelled = {ev.tx_id for _, _, topic, ev in chunk if topic == LABELS_RAW}
-                    await seen_live.until(lambda c: labelled <= vectors(c.of(TRANSACTIONS_ENRICHED)).keys())
+                    await seen_live.until(lambda c, want=labelled: want <= vectors(c.of(TRANSACTIONS_ENRICHED)).keys())
                     for _, _, topic, ev in chunk:
                         await producer.send(live.topic(topic), value=encode(ev), key=ev.card_id.encode())
                     await producer.flush()

@@ -9,15 +9,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.events import Label, Transaction
 from fraudstream.bench import feature_store as bench
 from services.features import definitions, reference, scripts, store
 from services.features.definitions import (
-    AGE_CAP_S, DAY, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, UNKNOWN_TX, Feature, transaction_features,
+    AGE_CAP_S,
+    DAY,
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    FEATURES,
+    UNKNOWN_TX,
+    Feature,
+    transaction_features,
     version_of,
 )  # fmt: skip
 from services.features.reference import ReferenceFeatures
 from services.features.store import Watermark
+from shared.events import Label, Transaction
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, 00:00 UTC
 

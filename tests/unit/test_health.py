@@ -76,7 +76,8 @@ def test_a_check_that_raises_is_not_ready_with_the_error_as_reason(served):
         raise ConnectionRefusedError("Error 111 connecting to 127.0.0.1:6390")
 
     health.add_check("redis", ping)
-    assert get(f"{base}/readyz")[1]["failing"] == {"redis": "ConnectionRefusedError: Error 111 connecting to 127.0.0.1:6390"}
+    assert get(f"{base}/readyz")[1]["failing"] == {
+        "redis": "ConnectionRefusedError: Error 111 connecting to 127.0.0.1:6390"}
 
 
 def test_group_membership_is_ready_once_assigned_even_with_no_partitions():

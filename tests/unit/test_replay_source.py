@@ -8,8 +8,8 @@ import io
 import orjson
 import pytest
 
-from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from fraudstream.replay.source import Columns, parse_duration, read
+from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from shared.events import utcnow
 
 KAGGLE = Columns(time="trans_date_trans_time", card="cc_num", merchant="merchant", amount="amt",
