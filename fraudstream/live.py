@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 
 from aiokafka import ConsumerRecord
 
@@ -71,7 +71,8 @@ class LiveView:
     def __init__(self, settings: Settings, emit=print):
         self.settings, self.emit = settings, emit
         self.counts: Counter[str] = Counter()
-        self.latencies: list[float] = []
+        self.latencies: deque[float] = deque(maxlen=5000)
+        """Seconds from ingest to score of the latest scores."""
         self.champion = "none"
         self.decisions: Counter[str] = Counter()
         self.dead = DeadLetterDigest()
@@ -114,8 +115,7 @@ class LiveView:
 
     def status(self, elapsed_s: float, sent: int, labels: int, bad: int) -> list[str]:
         """The status line, and the dead-letter line of the interval when there is one."""
-        lat = sorted(self.latencies[-5000:])
-        self.latencies = lat
+        lat = sorted(self.latencies)
         pct = (lambda q: f"{1000 * lat[min(len(lat) - 1, int(q * len(lat)))]:.0f}") if lat else (lambda q: "-")
         c, d = self.counts, self.decisions
         status = (f"[{elapsed_s:4.0f}s] sent {sent} tx, {labels} labels, {bad} bad | valid {c[TRANSACTIONS_VALID]} "
