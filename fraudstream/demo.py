@@ -35,8 +35,11 @@ the monitor's reference taken after one event day, when the empty feature store'
 windows have filled (at the default rate and population, about a minute of traffic)."""
 DRIFT_ENV = {
     "FRAUDSTREAM_RETRAIN_MIN_LABELS_SINCE_DRIFT": "300", "FRAUDSTREAM_RETRAIN_MIN_FRAUDS_SINCE_DRIFT": "40",
+    "FRAUDSTREAM_RETRAIN_COOLDOWN_S": "86400",
 }
-"""With ``--drift``: a retrain on labels since the change starts once these are in (seconds, not minutes)."""
+"""With ``--drift``: a retrain on labels since the change starts once these are in (seconds, not
+minutes), and the monitor asks at most once per event day (about a minute here: the default ten
+event minutes pass in half a second at the demo's time scale, one request per evaluation)."""
 DRIFT_AFTER_S = 75.0
 WARM_TRANSACTIONS = 8000
 STATUS_EVERY_S = 3.0
@@ -81,13 +84,15 @@ def _ready(port: int) -> bool:
         return False
 
 
-async def wait_ready(ports: dict[str, int], procs: dict[str, subprocess.Popen], logdir: Path) -> None:
-    """Until every service answers /readyz with 200; a service that exits is an error."""
+async def wait_ready(ports: dict[str, int], procs: dict[str, subprocess.Popen], logdir: Path,
+                     stop: asyncio.Event) -> None:
+    """Until every service answers /readyz with 200, or Ctrl-C; a service that exits is an error
+    (unless Ctrl-C, which the terminal sends to the services too)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     waiting = dict(ports)
-    while waiting:
+    while waiting and not stop.is_set():
         for name, proc in procs.items():
-            if proc.poll() is not None:
+            if proc.poll() is not None and not stop.is_set():
                 raise RuntimeError(f"service {name} exited with {proc.returncode}; see {logdir}/{name}.log")
         ready = await asyncio.gather(*(asyncio.to_thread(_ready, port) for port in waiting.values()))
         waiting = {name: port for (name, port), ok in zip(waiting.items(), ready) if not ok}
@@ -127,7 +132,9 @@ async def run_demo(base: Settings, services: list[str], config: SimulatorConfig,
         emit("services: metrics and health at")
         for url in urls(ports, env):
             emit(url)
-        await wait_ready(ports, dict(zip(services, procs)), logdir)
+        await wait_ready(ports, dict(zip(services, procs)), logdir, stop_demo)
+        if stop_demo.is_set():
+            return
         warmup_h = float(env.get("FRAUDSTREAM_DRIFT_WARMUP_S", 0)) / 3600
         if warmup_h:
             emit(f"monitor: the first {warmup_h:g} event hours are its warm-up (the feature store starts empty); "
@@ -164,7 +171,7 @@ async def traffic(settings: Settings, config: SimulatorConfig, rate: float, dura
             for text in view.status(progress.elapsed_s, progress.transactions, progress.labels, progress.corrupted):
                 emit(text)
             for name, proc in procs.items():
-                if proc.poll() is not None:
+                if proc.poll() is not None and not (stop.is_set() or stop_demo.is_set()):
                     raise RuntimeError(f"service {name} exited with {proc.returncode}; see {logdir}/{name}.log")
 
     async def until_deadline() -> None:

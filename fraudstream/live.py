@@ -1,6 +1,7 @@
 """What the demo shows while it runs: the output topics read live, as an operator reads them.
 
-Alerts, model versions, drift events and retrain requests are printed one by one; scores
+Model versions, drift events and retrain requests are printed one by one, and the first
+few alerts of each interval with their reasons (the rest counted); scores
 and valid transactions are counted; dead letters are summarised by kind once per interval,
 with the first example of each kind shown once (a steady trickle of bad input must not
 drown the rest). The model on the status line is the champion announced on
@@ -23,16 +24,27 @@ from aiokafka import ConsumerRecord
 
 from fraudstream.console import line
 from shared.codec import DecodeError, decode
-from shared.events import DeadLetter, ModelVersionPublished, Score
+from shared.events import DeadLetter, DriftDetected, ModelVersionPublished, Score
 from shared.kafka import make_consumer
 from shared.settings import Settings
 from shared.topics import (
-    ALERTS, DEADLETTER, DRIFT_EVENTS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES, TOPICS, TRANSACTIONS_VALID,
+    ALERTS,
+    DEADLETTER,
+    DRIFT_EVENTS,
+    MODEL_RETRAIN,
+    MODEL_VERSIONS,
+    SCORES,
+    TOPICS,
+    TRANSACTIONS_VALID,
 )
 
 WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS, MODEL_RETRAIN)
-LOUD = {ALERTS, MODEL_VERSIONS, DRIFT_EVENTS, MODEL_RETRAIN}
+LOUD = {MODEL_VERSIONS, MODEL_RETRAIN}
 """Topics whose every event is printed; the others are counted (dead letters: summarised)."""
+ALERTS_SHOWN = 4
+"""Alerts printed per status interval (with their reasons); the rest are counted."""
+DRIFTS_SHOWN = 3
+"""Drift events printed per interval: many features cross together; the rest are named."""
 
 
 class DeadLetterDigest:
@@ -54,7 +66,9 @@ class DeadLetterDigest:
         first = kind not in self.total
         self.total[kind] += 1
         self.interval[kind] += 1
-        return f"{line(letter)}\n           (first of its kind: {kind}; more are counted, not printed)" if first else None
+        if not first:
+            return None
+        return f"{line(letter)}\n           (first of its kind: {kind}; more are counted, not printed)"
 
     def summary(self) -> str | None:
         """One line for the interval just ended (None when nothing was dead-lettered)."""
@@ -76,6 +90,11 @@ class LiveView:
         self.champion = "none"
         self.decisions: Counter[str] = Counter()
         self.dead = DeadLetterDigest()
+        self.alerts_shown = 0
+        self.alerts_unshown = 0
+        self.drifts_shown = 0
+        self.drifts_unshown: list[str] = []
+        self.champion_ap: float | None = None
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -106,6 +125,19 @@ class LiveView:
                 self.latencies.append(time.time() - event.stages["received"])
         elif isinstance(event, ModelVersionPublished) and event.status == "champion":
             self.champion = event.version
+            self.champion_ap = event.metrics.get("average_precision")
+        elif topic == ALERTS:
+            if self.alerts_shown < ALERTS_SHOWN:
+                self.alerts_shown += 1
+                self.emit(line(event))
+            else:
+                self.alerts_unshown += 1
+        elif isinstance(event, DriftDetected):
+            if self.drifts_shown < DRIFTS_SHOWN:
+                self.drifts_shown += 1
+                self.emit(line(event))
+            else:
+                self.drifts_unshown.append(f"{event.kind}/{event.feature}" if event.feature else event.kind)
         elif isinstance(event, DeadLetter):
             example = self.dead.add(event)
             if example:
@@ -118,8 +150,16 @@ class LiveView:
         lat = sorted(self.latencies)
         pct = (lambda q: f"{1000 * lat[min(len(lat) - 1, int(q * len(lat)))]:.0f}") if lat else (lambda q: "-")
         c, d = self.counts, self.decisions
+        ap = "" if self.champion_ap is None else f" (AP {self.champion_ap:.2f})"
         status = (f"[{elapsed_s:4.0f}s] sent {sent} tx, {labels} labels, {bad} bad | valid {c[TRANSACTIONS_VALID]} "
                   f"scored {c[SCORES]} ({d['decline']} decline, {d['review']} review) alerts {c[ALERTS]} "
-                  f"dead {c[DEADLETTER]} | latency p50 {pct(0.5)} ms p99 {pct(0.99)} ms | champion {self.champion}")
+                  f"dead {c[DEADLETTER]} | latency p50 {pct(0.5)} ms p99 {pct(0.99)} ms | champion {self.champion}{ap}")
+        shown = []
+        if self.alerts_unshown:
+            shown.append(f"           … and {self.alerts_unshown} more alerts (`fraudstream tail alerts`)")
+        if self.drifts_unshown:
+            shown.append(f"           … and {len(self.drifts_unshown)} more drifts: {', '.join(self.drifts_unshown)}")
+        self.alerts_shown = self.alerts_unshown = self.drifts_shown = 0
+        self.drifts_unshown = []
         dead = self.dead.summary()
-        return [status] + ([dead] if dead else [])
+        return shown + [status] + ([dead] if dead else [])

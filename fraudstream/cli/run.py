@@ -98,9 +98,11 @@ def up(
     rate: Annotated[float, typer.Option(help="simulated transactions per second")] = 200.0,
     duration: Annotated[Optional[float], typer.Option(
         help="seconds of traffic once every service is ready (default: until Ctrl-C)")] = None,
-    external: Annotated[bool, typer.Option(help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,
+    external: Annotated[bool, typer.Option(
+        help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,
     drift: Annotated[bool, typer.Option(
-        help="change the world 75 s in (after the monitor's warm-up) and show the loop: drift, retrain, promotion, recovery")] = False,
+        help="change the world 75 s in (after the monitor's warm-up) and show the loop: "
+             "drift, retrain, promotion, recovery")] = False,
     seed: Seed = 7, cards: Cards = 5_000, merchants: Merchants = 500, fraud_rate: FraudRate = 0.01,
     label_delay_hours: LabelDelay = 1.0, drift_after: DriftAfter = None,
 ) -> None:

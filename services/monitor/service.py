@@ -24,9 +24,10 @@ before it. An earlier false alarm in the same episode makes ``since`` earlier: t
 challenger then learns more of the old world.
 
 With ``drift_warmup_s``, transactions and scores of the first that many event seconds are
-not put in the drift windows: on a fresh stack (the demo) the feature store starts empty and
-card and merchant counts grow while its windows fill, which a reference taken then reads as
-drift. The warm-up runs once per process, from the first transaction seen.
+not put in the drift windows, nor labels of that time in the performance windows: on a fresh
+stack (the demo) the feature store starts empty and card and merchant counts grow while its
+windows fill, which a reference taken then reads as drift. The warm-up runs once per process,
+from the first transaction seen.
 
 The maths lives in ``detectors.py`` and ``windows.py``; this module only routes.
 
@@ -146,6 +147,8 @@ class Monitor:
         score, version = joined
         if not self._in_lineage(version):
             return []  # says how a retired model did: not the champion's performance
+        if self.warm_from is not None and label.labelled_at < self.warm_from:
+            return []  # the warm-up: scores on features of a store still filling are no yardstick
         return self.performance.update(score, label.is_fraud, label.labelled_at)
 
     def _in_lineage(self, version: str) -> bool:

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from services.learner import service as learner
 from shared.codec import decode, encode
 from shared.events import ModelVersionPublished, RetrainRequested
 from shared.topics import MODEL_RETRAIN, MODEL_VERSIONS
-from services.learner import service as learner
 from tests.cli.helpers import env_of, fraudstream_async
 from tests.kafka_helpers import Collector, produce
 

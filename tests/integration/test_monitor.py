@@ -266,3 +266,8 @@ async def test_nothing_is_judged_during_the_warm_up_and_the_reference_starts_aft
     assert handler.features.window.reference_count == WINDOW
     assert handler.features.window.current_seen == 2 * WINDOW
     assert handler.scores.window.current_seen == 2 * WINDOW
+    # Labels of the warm-up are no yardstick either; those after it are joined.
+    labels = [Label(tx_id=f"tx-{i}", card_id="card-1", is_fraud=False, labelled_at=T0 + i * STEP, source="analyst")
+              for i in (10, 20, SHIFT_AT + 10)]
+    await handler(feed(LABELS, *map(encode, labels)))
+    assert handler.performance.labels == 1
