@@ -4,7 +4,9 @@ Model versions, drift events and retrain requests are printed one by one, and th
 few alerts of each interval with their reasons (the rest counted); scores
 and valid transactions are counted; dead letters are summarised by kind once per interval,
 with the first example of each kind shown once (a steady trickle of bad input must not
-drown the rest). The model on the status line is the champion announced on
+drown the rest). The status line also says how the alerts do on the latest labelled
+transactions (precision and recall at the alert threshold): what falls after a drift and
+comes back after a promotion. The model on the status line is the champion announced on
 ``model.versions``, not the version of the latest score (scores lag behind a swap).
 
 >>> digest = DeadLetterDigest()
@@ -18,19 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 
 from aiokafka import ConsumerRecord
 
 from fraudstream.console import line
 from shared.codec import DecodeError, decode
-from shared.events import DeadLetter, DriftDetected, ModelVersionPublished, Score
+from shared.events import DeadLetter, DriftDetected, Label, ModelVersionPublished, Score
 from shared.kafka import make_consumer
 from shared.settings import Settings
 from shared.topics import (
     ALERTS,
     DEADLETTER,
     DRIFT_EVENTS,
+    LABELS,
     MODEL_RETRAIN,
     MODEL_VERSIONS,
     SCORES,
@@ -38,11 +41,14 @@ from shared.topics import (
     TRANSACTIONS_VALID,
 )
 
-WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS, MODEL_RETRAIN)
+WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS, MODEL_RETRAIN, LABELS)
 LOUD = {MODEL_VERSIONS, MODEL_RETRAIN}
 """Topics whose every event is printed; the others are counted (dead letters: summarised)."""
 ALERTS_SHOWN = 4
 """Alerts printed per status interval (with their reasons); the rest are counted."""
+OUTCOMES = 500
+"""Labelled transactions the status line's precision and recall are measured on (the latest)."""
+SCORES_KEPT = 200_000
 DRIFTS_SHOWN = 3
 """Drift events printed per interval: many features cross together; the rest are named."""
 
@@ -95,6 +101,10 @@ class LiveView:
         self.drifts_shown = 0
         self.drifts_unshown: list[str] = []
         self.champion_ap: float | None = None
+        self.alerted: OrderedDict[str, bool] = OrderedDict()
+        """tx_id → whether its score reached the alert threshold, until its label comes."""
+        self.outcomes: deque[tuple[bool, bool]] = deque(maxlen=OUTCOMES)
+        """(alerted, fraud) of the latest labelled transactions: how the alerts are doing."""
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -121,6 +131,9 @@ class LiveView:
             return
         if isinstance(event, Score):
             self.decisions[event.decision] += 1
+            self.alerted[event.tx_id] = event.score >= self.settings.alert_threshold
+            if len(self.alerted) > SCORES_KEPT:
+                self.alerted.popitem(last=False)
             if "received" in event.stages:
                 self.latencies.append(time.time() - event.stages["received"])
         elif isinstance(event, ModelVersionPublished) and event.status == "champion":
@@ -138,6 +151,10 @@ class LiveView:
                 self.emit(line(event))
             else:
                 self.drifts_unshown.append(f"{event.kind}/{event.feature}" if event.feature else event.kind)
+        elif isinstance(event, Label):
+            alerted = self.alerted.pop(event.tx_id, None)
+            if alerted is not None:
+                self.outcomes.append((alerted, event.is_fraud))
         elif isinstance(event, DeadLetter):
             example = self.dead.add(event)
             if example:
@@ -151,9 +168,14 @@ class LiveView:
         pct = (lambda q: f"{1000 * lat[min(len(lat) - 1, int(q * len(lat)))]:.0f}") if lat else (lambda q: "-")
         c, d = self.counts, self.decisions
         ap = "" if self.champion_ap is None else f" (AP {self.champion_ap:.2f})"
+        hits = sum(a and f for a, f in self.outcomes)
+        alerted, frauds = sum(a for a, _ in self.outcomes), sum(f for _, f in self.outcomes)
+        quality = (f" | last {len(self.outcomes)} labels: precision {hits / alerted if alerted else 0:.2f} "
+                   f"recall {hits / frauds if frauds else 0:.2f}") if self.outcomes else ""
         status = (f"[{elapsed_s:4.0f}s] sent {sent} tx, {labels} labels, {bad} bad | valid {c[TRANSACTIONS_VALID]} "
                   f"scored {c[SCORES]} ({d['decline']} decline, {d['review']} review) alerts {c[ALERTS]} "
-                  f"dead {c[DEADLETTER]} | latency p50 {pct(0.5)} ms p99 {pct(0.99)} ms | champion {self.champion}{ap}")
+                  f"dead {c[DEADLETTER]} | latency p50 {pct(0.5)} ms p99 {pct(0.99)} ms "
+                  f"| champion {self.champion}{ap}{quality}")
         shown = []
         if self.alerts_unshown:
             shown.append(f"           … and {self.alerts_unshown} more alerts (`fraudstream tail alerts`)")

@@ -10,9 +10,9 @@ from aiokafka import ConsumerRecord
 from fraudstream.live import ALERTS_SHOWN, LiveView
 from fraudstream.processes import metrics_ports, service_env
 from shared.codec import encode
-from shared.events import Alert, DeadLetter, ModelVersionPublished, Score
+from shared.events import Alert, DeadLetter, Label, ModelVersionPublished, Score
 from shared.settings import Settings
-from shared.topics import ALERTS, DEADLETTER, MODEL_VERSIONS, SCORES
+from shared.topics import ALERTS, DEADLETTER, LABELS, MODEL_VERSIONS, SCORES
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ERRORS = ["malformed: not JSON: unexpected end of data", "duplicate: tx_id t1 was already accepted",
@@ -76,3 +76,14 @@ def test_each_service_gets_its_own_metrics_port():
     assert [e["FRAUDSTREAM_METRICS_PORT"] for e in env.values()] == ["9100", "9101", "9102", "9103", "9104"]
     assert all(e["A"] == "1" for e in env.values())
     assert metrics_ports(names, 9100)["monitor"] == 9104
+
+
+def test_precision_and_recall_of_the_alerts_on_the_latest_labels():
+    view = LiveView(Settings(alert_threshold=0.8), lambda line: None)
+    for i, score in enumerate([0.9, 0.95, 0.2, 0.1, 0.85]):
+        view.observe(SCORES, record(SCORES, i, Score(tx_id=f"t{i}", card_id="c1", ts=T0, score=score,
+                                                     decision="approve", model_version="v1")))
+    for i, fraud in enumerate([True, False, True, False]):  # t4 is not labelled yet
+        view.observe(LABELS, record(LABELS, i, Label(tx_id=f"t{i}", card_id="c1", is_fraud=fraud, labelled_at=T0,
+                                                     source="chargeback")))
+    assert view.status(3.0, sent=5, labels=4, bad=0)[0].endswith("| last 4 labels: precision 0.50 recall 0.50")
