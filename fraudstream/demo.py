@@ -153,9 +153,10 @@ async def run_demo(base: Settings, services: list[str], config: SimulatorConfig,
         if viewer is not None:
             await viewer
         stop_services(procs, grace_s=STOP_GRACE_S)  # before the broker: a client whose broker is gone cannot close
+        services_s = time.monotonic() - stopping
         if stack is not None:
             stack.stop()
-        emit(f"stopped in {time.monotonic() - stopping:.1f}s: services, then the local stack")
+        emit(f"stopped in {time.monotonic() - stopping:.1f}s: services ({services_s:.1f}s), then the local stack")
 
 
 async def traffic(settings: Settings, config: SimulatorConfig, rate: float, duration_s: float | None,
