@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     drift_sample_every: int = Field(1, ge=1)
     """Keep 1 in N transactions (by tx_id hash) in the drift windows, so they span more time at high rates."""
     drift_rearm_fraction: float = Field(0.5, gt=0, le=1)
+    drift_warmup_s: float = Field(0.0, ge=0)
+    """Event seconds after the monitor's first transaction before its references start: an
+    empty feature store (a fresh stack, the demo) fills its windows meanwhile, which reads as drift."""
     performance_window: int = Field(1000, ge=10)
     performance_evaluate_every: int = Field(100, ge=1)
     performance_min_frauds: int = Field(20, ge=1)

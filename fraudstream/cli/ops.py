@@ -121,6 +121,8 @@ def retrain(
     since: Annotated[str | None, typer.Option(
         help="ISO 8601 event time the world changed (UTC if no offset): learn only labels of transactions "
              "from then on, in several passes, once enough are in")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the verdict on model.versions and print it")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="with --wait: give up after this many seconds")] = 120.0,
 ) -> None:
     """Ask the learner for a challenger: trained on the recent labels, promoted only if it beats the champion."""
     from datetime import UTC, datetime
@@ -135,7 +137,23 @@ def retrain(
         raise typer.BadParameter(f"--since: not an ISO 8601 time: {since!r}") from exc
     if changed is not None and changed.tzinfo is None:
         changed = changed.replace(tzinfo=UTC)
-    request = asyncio.run(request_retrain(Settings(), reason.strip(), "ops", drift_event_id, changed))
-    queued = "" if changed is None else f" on labels since {request.since:%Y-%m-%d %H:%M:%S} UTC (queued until in)"
-    typer.echo(f"retrain requested ({request.request_id}): {request.reason}{queued}; "
-               "watch model.versions for the verdict")
+    settings = Settings()
+    if not wait:
+        request = asyncio.run(request_retrain(settings, reason.strip(), "ops", drift_event_id, changed))
+        queued = "" if changed is None else f" on labels since {request.since:%Y-%m-%d %H:%M:%S} UTC (queued until in)"
+        typer.echo(f"retrain requested ({request.request_id}): {request.reason}{queued}; "
+                   "watch model.versions for the verdict")
+        return
+    from fraudstream.console import line
+    from fraudstream.verdict import NoVerdict, request_and_wait
+
+    try:
+        request, verdict = asyncio.run(request_and_wait(settings, reason.strip(), drift_event_id, changed, timeout))
+    except NoVerdict as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"retrain {request.request_id}: {line(verdict)}")
+    promoted = verdict.status == "champion"
+    typer.echo(f"{'promoted' if promoted else 'rejected'}: {verdict.version} "
+               + ("is the champion now" if promoted else f"did not beat {verdict.parent} by the margin "
+                  f"(kept as rejected: `fraudstream models promote {verdict.version}` to use it anyway)"))
