@@ -113,4 +113,5 @@ if __name__ == "__main__":
     env_settings = Settings()
     configure_logging(env_settings)
     health_server.serve(env_settings.metrics_port)
-    run_until_signal(lambda stop: {"passthrough": passthrough, "naive": naive, "fused": fused}[which](env_settings, stop))
+    runs = {"passthrough": passthrough, "naive": naive, "fused": fused}
+    run_until_signal(lambda stop: runs[which](env_settings, stop))
