@@ -1,4 +1,4 @@
-"""The two yardsticks ``fraudstream bench`` holds the pipeline against, on the same events.
+"""The yardsticks ``fraudstream bench`` holds the pipeline against, on the same events.
 
 * :func:`passthrough` — the broker's ceiling for a Kafka service here: the services' own
   loop (``shared/runner.py``: ``getmany`` → ``Sender``, i.e. ``create_batch``/``send_batch``
@@ -9,9 +9,11 @@
   (the project's Lua scripts through ``FeatureStore`` with a batch of one), River's
   ``predict_proba_one`` on the model pipeline, ``send_and_wait`` the score. It does less
   than the pipeline (no dedup, labels, reasons, learner or monitor), never more.
+* :func:`~fraudstream.bench.fused.fused` — the same job a batch at a time in one process
+  (``fused.py``): what a user would write instead of our services.
 
 Each runs like a service, ``run(settings, stop)``; ``python -m fraudstream.bench.baselines
-passthrough|naive`` runs one as its own process (settings from the environment).
+passthrough|naive|fused`` runs one as its own process (settings from the environment).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from services.features.store import FeatureStore, Refused
 from services.ingest.validate import Limits, Rejected, parse_transaction
 from services.model.fraud_model import FraudModel
 from services.scoring.service import decide
+from fraudstream.bench.fused import fused
 
 COPY_TO = SCORES
 """Where the pass-through writes: any topic with the input's partitions will do."""
-BASELINES = ("passthrough", "naive")
+BASELINES = ("passthrough", "naive", "fused")
+__all__ = ["BASELINES", "COPY_TO", "fused", "naive", "passthrough"]
 
 
 class Copy:
@@ -109,4 +113,5 @@ if __name__ == "__main__":
     env_settings = Settings()
     configure_logging(env_settings)
     health_server.serve(env_settings.metrics_port)
-    run_until_signal(lambda stop: globals()[which](env_settings, stop))
+    runs = {"passthrough": passthrough, "naive": naive, "fused": fused}
+    run_until_signal(lambda stop: runs[which](env_settings, stop))
