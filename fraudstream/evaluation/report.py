@@ -28,7 +28,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,13 +89,13 @@ def _parse(row: list[str], where: str) -> ScoredRow:
         raise ValueError(f"{where}: score {score} is not in [0, 1]")
     if label not in ("1", "0", ""):
         raise ValueError(f"{where}: label {label!r} is not 1, 0 or empty")
-    return ScoredRow(tx_id, at.astimezone(timezone.utc), card, merchant, p, model_version,
+    return ScoredRow(tx_id, at.astimezone(UTC), card, merchant, p, model_version,
                      None if label == "" else label == "1")
 
 
 def utc(at: datetime) -> datetime:
     """An aware time in UTC; a naive one is taken to be UTC already."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def day_of(row: ScoredRow) -> date:

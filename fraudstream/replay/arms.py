@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import copy
 import math
-from operator import itemgetter
 from array import array
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-from services.features.definitions import FEATURE_NAMES
-from shared.settings import Settings
 from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
 from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
 from fraudstream.replay.source import Row
+from services.features.definitions import FEATURE_NAMES
+from shared.settings import Settings
 
 FEATURE_SET_NAMES = {
     "base": FEATURE_NAMES,

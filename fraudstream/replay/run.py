@@ -21,15 +21,15 @@ import asyncio
 import base64
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import orjson
 
+from fraudstream.replay.source import Source
 from shared.kafka import Out, Sender, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
 from shared.topics import DEADLETTER, LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from fraudstream.replay.source import Source
 
 TX_TOPICS = (TRANSACTIONS_RAW, TRANSACTIONS_VALID, TRANSACTIONS_ENRICHED)
 """A dead letter from one of these is a transaction that will never be scored."""

@@ -168,7 +168,8 @@ def read(file: IO[str] | str | Path, columns: Columns = Columns(), label_delay_s
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
-        get = lambda name: row[at[name]].strip() if at[name] is not None and at[name] < len(row) else ""  # noqa: E731
+        # row bound now: the lambda is only called within this iteration
+        get = lambda name, row=row: row[at[name]].strip() if at[name] is not None and at[name] < len(row) else ""
         tx_id = get("tx_id") or f"row-{line}"
         card, merchant = get("card"), get("merchant")
         try:

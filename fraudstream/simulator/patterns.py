@@ -18,10 +18,11 @@ stolen_card                   25 %   1–3 unusually large store or ATM payments
                                      hours, 60 % of the time in another country
 account_takeover              15 %   1–4 ecom payments at merchants the card never uses,
                                      from a new device, 2–5 × the usual amount
-compromised_terminal          25 %   (long_frauds; the four above then take 60 %) a skimmer: 15–40 cloned cards used at one store over
+compromised_terminal          25 %   (long_frauds; the four above then take 60 %) a
+                                     skimmer: 15–40 cloned cards used at one store over
                                      2–4 weeks, at ordinary amounts
-compromised_card              15 %   (long_frauds) 3–8 payments over two weeks at the holder's usual
-                                     places, 3–6 × the usual amount
+compromised_card              15 %   (long_frauds) 3–8 payments over two weeks at the
+                                     holder's usual places, 3–6 × the usual amount
 quasi_cash (after drift)      40 %   1–2 large crypto purchases (MCC 6051) in a country
                                      never seen before (EE), from a new device
 low_value (after drift,       40 %   one €3–30 ecom payment per stolen card number at an

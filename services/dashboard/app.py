@@ -24,21 +24,22 @@ import logging
 import socket
 import tempfile
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import faust
 from faust.streams import _current_event
 
+from services.dashboard.observe import observe
+from services.dashboard.tally import SECTIONS, Tally
+from services.dashboard.transport import transport_class
 from shared import metrics
 from shared.codec import DecodeError, encode
 from shared.events import DeadLetter
 from shared.settings import Settings
 from shared.topics import ALERTS, DEADLETTER, DRIFT_EVENTS, LABELS, MODEL_VERSIONS, SCORES
-from services.dashboard.observe import observe
-from services.dashboard.tally import SECTIONS, Tally
-from services.dashboard.transport import transport_class
 
 SERVICE = "dashboard"
 INPUTS = (SCORES, ALERTS, LABELS, DEADLETTER, DRIFT_EVENTS, MODEL_VERSIONS)
