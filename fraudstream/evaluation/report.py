@@ -247,7 +247,7 @@ def build_report(rows: Iterable[ScoredRow], start: datetime | None = None, end: 
     if not period:
         raise ValueError(_nothing_between(rows, start, end))
     labelled = [r for r in period if r.label is not None]
-    frauds = sum(r.label for r in labelled)
+    frauds = sum(1 for r in labelled if r.label)
     cut = threshold_at_alert_rate([r.score for r in period], alert_rate)
     caught = sum(1 for r in labelled if r.label and r.score >= cut)
     labelled_alerts = sum(1 for r in labelled if r.score >= cut)
@@ -256,7 +256,7 @@ def build_report(rows: Iterable[ScoredRow], start: datetime | None = None, end: 
     for r in period:
         by_day[day_of(r)].append(r)
     days = tuple(_day(d, by_day[d], card_precision.get(d), threshold) for d in sorted(by_day))
-    pairs = [(r.score, r.label, 1.0) for r in labelled]
+    pairs = [(r.score, bool(r.label), 1.0) for r in labelled]
     undefined = _undefined(len(labelled), frauds, bool(card_precision), labelled_alerts)
     return Report(
         start=None if start is None else utc(start), end=None if end is None else utc(end),
@@ -275,8 +275,8 @@ def build_report(rows: Iterable[ScoredRow], start: datetime | None = None, end: 
 
 def _day(day: date, rows: list[ScoredRow], card_precision: float | None, threshold: float) -> Day:
     labelled = [r for r in rows if r.label is not None]
-    ap = average_precision([(r.score, r.label, 1.0) for r in labelled])
-    return Day(day, len(rows), len(labelled), sum(r.label for r in labelled),
+    ap = average_precision([(r.score, bool(r.label), 1.0) for r in labelled])
+    return Day(day, len(rows), len(labelled), sum(1 for r in labelled if r.label),
                sum(r.score >= threshold for r in rows), card_precision, _defined(ap))
 
 

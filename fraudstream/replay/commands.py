@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -212,10 +213,11 @@ def evaluate(
     columns = _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc, country, device)
     full_report = bool(scores_out or report_json or plots)
     began = time.monotonic()
-    with open(file, newline="", encoding="utf-8") as handle:
+    # opened in two layers so the progress bar can ask the byte layer how far it has read
+    with open(file, "rb") as raw, io.TextIOWrapper(raw, newline="", encoding="utf-8") as handle:
         stream = Stream(handle, columns, delay_s, settings.max_amount)
         with typer.progressbar(length=file.stat().st_size, label="evaluated") as bar:
-            advance = lambda _: bar.update(handle.buffer.tell() - bar.pos)  # noqa: E731  (bytes read so far)
+            advance = lambda _: bar.update(raw.tell() - bar.pos)
             outcome = run_offline(settings, stream, specs, keep_ids=full_report, on_progress=advance)
     wall = time.monotonic() - began
     n = len(outcome.ts)
@@ -238,6 +240,7 @@ def evaluate(
         from fraudstream.evaluation.report import ScoredRow
 
         first = specs[0].name
+        assert outcome.tx_ids is not None  # kept: keep_ids=full_report
         scores, names = outcome.scores[first], {i: c for c, i in outcome.cards.items()}
         rows = [ScoredRow(tx, datetime.fromtimestamp(t, UTC), names[c], "", float(s), first,
                           None if y < 0 else bool(y))
