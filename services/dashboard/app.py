@@ -108,7 +108,7 @@ class Dashboard:
         self.feed = app.topic(f"{app.conf.id}-feed", partitions=1, internal=True,
                               key_serializer="raw", value_serializer="json", retention=timedelta(days=1))
         self.deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
-        json = faust.Schema(key_serializer="json", value_serializer="json")
+        json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.scored = app.Table("scored", schema=json).tumbling(
             JOIN_WINDOW_S, expires=timedelta(seconds=settings.dashboard_label_wait_s))
         self.labelled = app.Table("labelled", schema=json).tumbling(
@@ -126,7 +126,9 @@ class Dashboard:
         topic = self.app.topic(self.settings.topic(logical), key_serializer="raw", value_serializer="raw")
 
         async def observe_batches(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(self.settings.batch_max, within=TAKE_WITHIN_S):
+            # faust's StreamT protocol omits take_events, which its Stream (what agents get) has
+            async for events in stream.take_events(  # type: ignore[attr-defined]
+                    self.settings.batch_max, within=TAKE_WITHIN_S):
                 rows = [row for event in events for row in await self._observations(logical, event)]
                 if rows:
                     await self.feed.send(value=rows)
@@ -141,6 +143,8 @@ class Dashboard:
         except DecodeError as exc:
             await self._dead_letter(msg, str(exc))
             return []
+        if tx_id is None:  # nothing to join: scores and labels always carry a tx_id
+            return [row]
         with as_current(event):
             if row["k"] == "score":
                 self.scored[tx_id] = row["s"]
@@ -161,6 +165,7 @@ class Dashboard:
         no label waiting, and a miss there costs an exception per window (~30 µs each).
         """
         stored, window, now = table.table.data, table.table.window, event.message.timestamp
+        assert window is not None, "a WindowWrapper's table is windowed"
         for back in range(0, self.settings.dashboard_label_wait_s + JOIN_WINDOW_S, JOIN_WINDOW_S):
             key = (tx_id, window.delta(now, back))
             if key in stored:
