@@ -80,7 +80,8 @@ def compromised_merchant(world: World, rng: Random, t: int) -> list[Draft]:
     breached = rng.choice(list(world.breached))
     customers = world.breached[breached]
     card = rng.choice(customers) if customers else world.random_card(rng)
-    drafts: list[Draft] = [(t, card, breached, world.usual_amount(rng, world.cards[card], breached), "pos", None, False)]
+    genuine_visit = (t, card, breached, world.usual_amount(rng, world.cards[card], breached), "pos", None, False)
+    drafts: list[Draft] = [genuine_visit]
     t += int(30 * MINUTE_MS + rng.lognormvariate(0.0, 0.8) * 8 * 60 * MINUTE_MS)  # the data is sold first
     for _ in range(rng.randint(1, 3)):
         if rng.random() < 0.7:
