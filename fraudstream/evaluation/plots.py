@@ -21,7 +21,8 @@ def precision_recall_points(pairs: Iterable[tuple[float, bool]]) -> list[tuple[f
     """
     ordered = sorted(pairs, key=lambda p: p[0], reverse=True)
     positives = sum(y for _, y in ordered)
-    points, tp, fp = [], 0, 0
+    points: list[tuple[float, float]] = []
+    tp, fp = 0, 0
     for i, (score, y) in enumerate(ordered):
         tp, fp = tp + y, fp + (not y)
         end_of_tie = i + 1 == len(ordered) or ordered[i + 1][0] != score

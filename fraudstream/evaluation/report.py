@@ -28,7 +28,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,13 +89,13 @@ def _parse(row: list[str], where: str) -> ScoredRow:
         raise ValueError(f"{where}: score {score} is not in [0, 1]")
     if label not in ("1", "0", ""):
         raise ValueError(f"{where}: label {label!r} is not 1, 0 or empty")
-    return ScoredRow(tx_id, at.astimezone(timezone.utc), card, merchant, p, model_version,
+    return ScoredRow(tx_id, at.astimezone(UTC), card, merchant, p, model_version,
                      None if label == "" else label == "1")
 
 
 def utc(at: datetime) -> datetime:
     """An aware time in UTC; a naive one is taken to be UTC already."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def day_of(row: ScoredRow) -> date:
@@ -247,7 +247,7 @@ def build_report(rows: Iterable[ScoredRow], start: datetime | None = None, end: 
     if not period:
         raise ValueError(_nothing_between(rows, start, end))
     labelled = [r for r in period if r.label is not None]
-    frauds = sum(r.label for r in labelled)
+    frauds = sum(1 for r in labelled if r.label)
     cut = threshold_at_alert_rate([r.score for r in period], alert_rate)
     caught = sum(1 for r in labelled if r.label and r.score >= cut)
     labelled_alerts = sum(1 for r in labelled if r.score >= cut)
@@ -256,7 +256,7 @@ def build_report(rows: Iterable[ScoredRow], start: datetime | None = None, end: 
     for r in period:
         by_day[day_of(r)].append(r)
     days = tuple(_day(d, by_day[d], card_precision.get(d), threshold) for d in sorted(by_day))
-    pairs = [(r.score, r.label, 1.0) for r in labelled]
+    pairs = [(r.score, bool(r.label), 1.0) for r in labelled]
     undefined = _undefined(len(labelled), frauds, bool(card_precision), labelled_alerts)
     return Report(
         start=None if start is None else utc(start), end=None if end is None else utc(end),
@@ -275,8 +275,8 @@ def build_report(rows: Iterable[ScoredRow], start: datetime | None = None, end: 
 
 def _day(day: date, rows: list[ScoredRow], card_precision: float | None, threshold: float) -> Day:
     labelled = [r for r in rows if r.label is not None]
-    ap = average_precision([(r.score, r.label, 1.0) for r in labelled])
-    return Day(day, len(rows), len(labelled), sum(r.label for r in labelled),
+    ap = average_precision([(r.score, bool(r.label), 1.0) for r in labelled])
+    return Day(day, len(rows), len(labelled), sum(1 for r in labelled if r.label),
                sum(r.score >= threshold for r in rows), card_precision, _defined(ap))
 
 

@@ -108,7 +108,8 @@ def figures(ts: np.ndarray, card: np.ndarray, labels: np.ndarray, scores: np.nda
 def table(results: dict[str, Figures], versions: dict[str, int] | None = None) -> str:
     """The models side by side, one line each."""
     weeks = len(next(iter(results.values())).ap_by_week)
-    head = f"{'model':<22}{'AUC':>7}{'AP':>7}{'card P@100':>12}  " + "".join(f"{f'AP w{i + 1}':>8}" for i in range(weeks))
+    head = f"{'model':<22}{'AUC':>7}{'AP':>7}{'card P@100':>12}  "
+    head += "".join(f"{f'AP w{i + 1}':>8}" for i in range(weeks))
     lines = [head + ("  versions" if versions else "")]
     for name, f in results.items():
         line = f"{name:<22}{f.auc:>7.3f}{f.ap:>7.3f}{f.card_p:>12.3f}  " + "".join(f"{a:>8.3f}" for a in f.ap_by_week)

@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import copy
 import math
-from operator import itemgetter
 from array import array
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from services.learner.trainer import Trainer
 from services.model.fraud_model import FraudModel, sigmoid
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # imported where fitted: scikit-learn takes a second to import
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 DAY_S = 86400.0
 ONLINE_KINDS = ("linear", "arf", "amf", "twin")
@@ -110,7 +114,9 @@ class BatchArm:
         self.seed = int(spec.get("seed", 42))
         self.examples: list[tuple[float, list[float], bool]] = []
         self.pending: list[tuple[int, list[float]]] = []
-        self.model, self.next_fit, self.versions, self.prior = None, None, 0, 0.01
+        self.model: HistGradientBoostingClassifier | RandomForestClassifier | None = None
+        self.next_fit: float | None = None
+        self.versions, self.prior = 0, 0.01
 
     def score_later(self, i: int, x: dict[str, float], ts: float) -> None:
         if self.next_fit is None:

@@ -3,40 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from shared.settings import Settings
 from fraudstream.replay.source import Columns, Source, parse_duration, read
+from shared.settings import Settings
 
 REPLAY_SERVICES = ["ingest", "features", "scoring", "learner"]
 DAY_S = 86400.0
 
 File = Annotated[Path, typer.Argument(help="CSV of transactions, one per row, with a header",
                                       exists=True, dir_okay=False, readable=True)]
-TxId = Annotated[Optional[str], typer.Option("--tx-id", help="transaction id column (none: rows are numbered)")]
+TxId = Annotated[str | None, typer.Option("--tx-id", help="transaction id column (none: rows are numbered)")]
 Time = Annotated[str, typer.Option("--time", help="event time column: ISO 8601 (naive = UTC) or epoch seconds")]
 Card = Annotated[str, typer.Option("--card", help="card id column")]
 Merchant = Annotated[str, typer.Option("--merchant", help="merchant id column")]
 Amount = Annotated[str, typer.Option("--amount", help="amount column")]
-LabelCol = Annotated[Optional[str], typer.Option("--label", help="fraud label column: 1/0, true/false, yes/no")]
-Currency = Annotated[Optional[str], typer.Option("--currency", help="currency column (missing: EUR)")]
-Channel = Annotated[Optional[str], typer.Option("--channel", help="channel column: pos/ecom/atm/moto (missing: pos)")]
-Mcc = Annotated[Optional[str], typer.Option("--mcc", help="merchant category code column (missing: 5999)")]
-Country = Annotated[Optional[str], typer.Option("--country", help="merchant country column (missing: ZZ)")]
-Device = Annotated[Optional[str], typer.Option("--device", help="device id column (missing: none)")]
+LabelCol = Annotated[str | None, typer.Option("--label", help="fraud label column: 1/0, true/false, yes/no")]
+Currency = Annotated[str | None, typer.Option("--currency", help="currency column (missing: EUR)")]
+Channel = Annotated[str | None, typer.Option("--channel", help="channel column: pos/ecom/atm/moto (missing: pos)")]
+Mcc = Annotated[str | None, typer.Option("--mcc", help="merchant category code column (missing: 5999)")]
+Country = Annotated[str | None, typer.Option("--country", help="merchant country column (missing: ZZ)")]
+Device = Annotated[str | None, typer.Option("--device", help="device id column (missing: none)")]
 LabelDelay = Annotated[str, typer.Option("--label-delay", help="labels reach the learner this long after their "
                                                                 "transaction, in event time: 7d, 12h, 30m, 0")]
-ScoresOut = Annotated[Optional[Path], typer.Option("--scores-out", help="write one row per scored transaction here")]
-ReportJson = Annotated[Optional[Path], typer.Option("--report-json", help="write the evaluation report as JSON")]
-Plots = Annotated[Optional[Path], typer.Option("--plots", help="write precision-recall and over-time PNGs here")]
-Start = Annotated[Optional[datetime], typer.Option("--start", help="evaluate from this event time (UTC if naive)")]
-End = Annotated[Optional[datetime], typer.Option("--end", help="evaluate before this event time (UTC if naive)")]
+ScoresOut = Annotated[Path | None, typer.Option("--scores-out", help="write one row per scored transaction here")]
+ReportJson = Annotated[Path | None, typer.Option("--report-json", help="write the evaluation report as JSON")]
+Plots = Annotated[Path | None, typer.Option("--plots", help="write precision-recall and over-time PNGs here")]
+Start = Annotated[datetime | None, typer.Option("--start", help="evaluate from this event time (UTC if naive)")]
+End = Annotated[datetime | None, typer.Option("--end", help="evaluate before this event time (UTC if naive)")]
 
 
 def replay_settings(base: Settings, label_delay_s: float) -> dict[str, float]:
@@ -160,9 +161,9 @@ async def _replay_with_bar(run_replay, settings: Settings, source: Source, max_i
 
 
 def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: int):
-    from shared.kafka import ensure_topics
-    from fraudstream.stack import LocalStack
     from fraudstream.processes import start_services, stop_services
+    from fraudstream.stack import LocalStack
+    from shared.kafka import ensure_topics
 
     base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
     with LocalStack(base) as stack:
@@ -174,7 +175,7 @@ def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: i
             stop_services(procs)
 
 
-Arms = Annotated[Optional[list[str]], typer.Option(
+Arms = Annotated[list[str] | None, typer.Option(
     "--arm", help="a model to run, NAME=KIND[:key=value,...] (repeat for several, side by side on one pass). "
                   "KIND: linear, arf, amf (online) or hgb, forest (batch, refitted weekly). Keys: rate (genuine "
                   "labels learned), lr, l2, clip (sd; 0: none), publish (labels per version), features (base, "
@@ -212,10 +213,11 @@ def evaluate(
     columns = _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc, country, device)
     full_report = bool(scores_out or report_json or plots)
     began = time.monotonic()
-    with open(file, newline="", encoding="utf-8") as handle:
+    # opened in two layers so the progress bar can ask the byte layer how far it has read
+    with open(file, "rb") as raw, io.TextIOWrapper(raw, newline="", encoding="utf-8") as handle:
         stream = Stream(handle, columns, delay_s, settings.max_amount)
         with typer.progressbar(length=file.stat().st_size, label="evaluated") as bar:
-            advance = lambda _: bar.update(handle.buffer.tell() - bar.pos)  # noqa: E731  (bytes read so far)
+            advance = lambda _: bar.update(raw.tell() - bar.pos)
             outcome = run_offline(settings, stream, specs, keep_ids=full_report, on_progress=advance)
     wall = time.monotonic() - began
     n = len(outcome.ts)
@@ -238,6 +240,7 @@ def evaluate(
         from fraudstream.evaluation.report import ScoredRow
 
         first = specs[0].name
+        assert outcome.tx_ids is not None  # kept: keep_ids=full_report
         scores, names = outcome.scores[first], {i: c for c, i in outcome.cards.items()}
         rows = [ScoredRow(tx, datetime.fromtimestamp(t, UTC), names[c], "", float(s), first,
                           None if y < 0 else bool(y))

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-from services.features.definitions import FEATURE_NAMES
-from shared.settings import Settings
 from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
 from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
-from fraudstream.replay.source import Row
+from fraudstream.replay.source import StreamEvent
+from services.features.definitions import FEATURE_NAMES
+from shared.settings import Settings
 
 FEATURE_SET_NAMES = {
     "base": FEATURE_NAMES,
@@ -56,14 +56,15 @@ class Scored:
     versions: dict[str, int] = field(default_factory=dict)
 
 
-def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: list[ArmSpec],
+def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSpec],
              keep_ids: bool = False, keep_features: bool = False,
              on_progress: Callable[[int], None] | None = None) -> Scored:
     """Score every transaction of ``events`` with every arm; each learns each label when it arrives."""
     out = Scored(tx_ids=[] if keep_ids else None, features={} if keep_features else None)
     sets = {spec.options.get("features", "base") for spec in arms}
     engine = IncrementalFeatures(label_shares=bool(sets - {"base"}))
-    online, batch = [], []
+    online: list[tuple[OnlineArm, array]] = []
+    batch: list[BatchArm | TwinArm] = []  # arms that score a batch at a time, when their model changes
     for spec in arms:
         out.scores[spec.name] = array("f")
         names = FEATURE_SET_NAMES[spec.options.get("features", "base")]
@@ -80,9 +81,9 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
     cards, refused = out.cards, out.refused
     ts_col, card_col, label_col = out.ts, out.card, out.label
     n = 0
-    for kind, item in events:
-        if kind == "label":
-            labelled_at, tx_id, is_fraud = item
+    for event in events:
+        if event[0] == "label":
+            labelled_at, tx_id, is_fraud = event[1]
             joined = waiting.pop(tx_id, None)
             if joined is None:
                 refused["label of an unknown or refused tx_id"] = refused.get("label of an unknown or refused tx_id",
@@ -90,12 +91,12 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
                 continue
             ts, x, merchant = joined
             engine.apply_label(merchant, labelled_at, is_fraud)
-            for arm, _ in online:
-                arm.learn(tx_id, x, is_fraud, ts)
-            for arm in batch:
-                arm.learn(tx_id, x, is_fraud, ts)
+            for online_arm, _ in online:
+                online_arm.learn(tx_id, x, is_fraud, ts)
+            for batch_arm in batch:
+                batch_arm.learn(tx_id, x, is_fraud, ts)
             continue
-        row: Row = item
+        row = event[1]
         if row.tx_id in seen:
             refused["duplicate"] = refused.get("duplicate", 0) + 1
             continue
@@ -104,11 +105,11 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
         while remembered[0][0] < row.ts - settings.dedup_ttl_s:
             seen.discard(remembered.popleft()[1])
         x = engine.apply(row.tx_id, row.ts, row.card, row.merchant, row.amount, row.country, row.channel)
-        for arm, scores in online:
-            scores.append(arm.score(x))
-        for arm in batch:
-            arm.scores.append(0.0)
-            arm.score_later(n, x, row.ts)
+        for online_arm, scores in online:
+            scores.append(online_arm.score(x))
+        for batch_arm in batch:
+            batch_arm.scores.append(0.0)
+            batch_arm.score_later(n, x, row.ts)
         if row.label is not None:
             waiting[row.tx_id] = (row.ts, x, row.merchant)
         ts_col.append(row.ts)
@@ -121,7 +122,7 @@ def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: lis
         n += 1
         if on_progress and n % 20_000 == 0:
             on_progress(n)
-    for arm in batch:
-        arm.finish()
+    for batch_arm in batch:
+        batch_arm.finish()
     out.versions = {arm.name: arm.versions for arm, _ in online} | {arm.name: arm.versions for arm in batch}
     return out

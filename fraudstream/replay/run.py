@@ -21,15 +21,15 @@ import asyncio
 import base64
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import orjson
 
+from fraudstream.replay.source import Event, Source
 from shared.kafka import Out, Sender, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
 from shared.topics import DEADLETTER, LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from fraudstream.replay.source import Source
 
 TX_TOPICS = (TRANSACTIONS_RAW, TRANSACTIONS_VALID, TRANSACTIONS_ENRICHED)
 """A dead letter from one of these is a transaction that will never be scored."""
@@ -138,7 +138,7 @@ async def replay(settings: Settings, source: Source, *, max_in_flight: int = 20_
     try:
         sender = Sender(producer)
 
-        async def send(part: list) -> None:
+        async def send(part: list[Event]) -> None:
             await wait(lambda: outcome.sent_tx - outcome.done < max_in_flight, "the pipeline to catch up")
             labels = [e.tx_id for e in part if e.kind == "label"]
             if labels:
@@ -150,7 +150,8 @@ async def replay(settings: Settings, source: Source, *, max_in_flight: int = 20_
 
         # A part never holds a label together with its own transaction: the label has to wait
         # for that transaction's score, so the part is cut before it.
-        part, part_tx = [], set()
+        part: list[Event] = []
+        part_tx: set[str] = set()
         for event in source.events:
             if len(part) >= chunk or (event.kind == "label" and event.tx_id in part_tx):
                 await send(part)

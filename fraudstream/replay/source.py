@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +146,11 @@ def _index(header: list[str], columns: Columns, name: str, column: str | None, r
     return None
 
 
+def _cell(row: list[str], index: int | None) -> str:
+    """The stripped cell at index, or "" where the column is absent or the row short."""
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
 def read(file: IO[str] | str | Path, columns: Columns = Columns(), label_delay_s: float = 0.0) -> Source:
     """The file's events in event-time order (stable: a tie keeps file order; a label
     sorts after a transaction of the same instant)."""
@@ -168,7 +174,7 @@ def read(file: IO[str] | str | Path, columns: Columns = Columns(), label_delay_s
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
-        get = lambda name: row[at[name]].strip() if at[name] is not None and at[name] < len(row) else ""  # noqa: E731
+        get = lambda name, row=row: _cell(row, at[name])
         tx_id = get("tx_id") or f"row-{line}"
         card, merchant = get("card"), get("merchant")
         try:
@@ -219,6 +225,11 @@ class Row(NamedTuple):
     country: str
     channel: str
     label: bool | None
+
+
+LabelDue = tuple[float, str, bool]
+"""(labelled_at, tx_id, is_fraud): a label the stream releases at its time."""
+StreamEvent = tuple[Literal["tx"], Row] | tuple[Literal["label"], LabelDue]
 
 
 @dataclass
@@ -304,7 +315,7 @@ class Stream:
                                   amount, (row[i_country].strip() or country) if i_country is not None else country,
                                   (row[i_channel].strip() or channel) if i_channel is not None else channel, label)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[StreamEvent]:
         from heapq import heappop, heappush, heappushpop
 
         buffer: list = []

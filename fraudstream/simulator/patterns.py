@@ -18,10 +18,11 @@ stolen_card                   25 %   1–3 unusually large store or ATM payments
                                      hours, 60 % of the time in another country
 account_takeover              15 %   1–4 ecom payments at merchants the card never uses,
                                      from a new device, 2–5 × the usual amount
-compromised_terminal          25 %   (long_frauds; the four above then take 60 %) a skimmer: 15–40 cloned cards used at one store over
+compromised_terminal          25 %   (long_frauds; the four above then take 60 %) a
+                                     skimmer: 15–40 cloned cards used at one store over
                                      2–4 weeks, at ordinary amounts
-compromised_card              15 %   (long_frauds) 3–8 payments over two weeks at the holder's usual
-                                     places, 3–6 × the usual amount
+compromised_card              15 %   (long_frauds) 3–8 payments over two weeks at the
+                                     holder's usual places, 3–6 × the usual amount
 quasi_cash (after drift)      40 %   1–2 large crypto purchases (MCC 6051) in a country
                                      never seen before (EE), from a new device
 low_value (after drift,       40 %   one €3–30 ecom payment per stolen card number at an
@@ -65,7 +66,7 @@ def _gap(rng: Random, mean_minutes: float, min_seconds: float = 2.0) -> int:
 
 def card_testing(world: World, rng: Random, t: int) -> list[Draft]:
     card, merchant, device = world.random_card(rng), rng.choice(world.testing), rng.choice(world.fraudster_devices)
-    drafts = []
+    drafts: list[Draft] = []
     for _ in range(rng.randint(3, 8)):
         drafts.append((t, card, merchant, round(rng.uniform(0.5, 5.0), 2), "ecom", device, True))
         t += _gap(rng, 0.7)
@@ -79,7 +80,8 @@ def compromised_merchant(world: World, rng: Random, t: int) -> list[Draft]:
     breached = rng.choice(list(world.breached))
     customers = world.breached[breached]
     card = rng.choice(customers) if customers else world.random_card(rng)
-    drafts = [(t, card, breached, world.usual_amount(rng, world.cards[card], breached), "pos", None, False)]
+    genuine_visit = (t, card, breached, world.usual_amount(rng, world.cards[card], breached), "pos", None, False)
+    drafts: list[Draft] = [genuine_visit]
     t += int(30 * MINUTE_MS + rng.lognormvariate(0.0, 0.8) * 8 * 60 * MINUTE_MS)  # the data is sold first
     for _ in range(rng.randint(1, 3)):
         if rng.random() < 0.7:
@@ -95,7 +97,7 @@ def compromised_merchant(world: World, rng: Random, t: int) -> list[Draft]:
 def stolen_card(world: World, rng: Random, t: int) -> list[Draft]:
     card = world.random_card(rng)
     home, abroad = world.cards[card].home, rng.random() < 0.6
-    drafts = []
+    drafts: list[Draft] = []
     for _ in range(rng.randint(1, 3)):
         kind = "atm" if rng.random() < 0.35 else "store"
         pool = world.high_value[kind]
@@ -114,7 +116,7 @@ def account_takeover(world: World, rng: Random, t: int) -> list[Draft]:
     card = world.random_card(rng)
     usual = set(world.cards[card].favourites["online"])
     device = world.new_device(rng)
-    drafts = []
+    drafts: list[Draft] = []
     for _ in range(rng.randint(1, 4)):
         merchant = rng.choice(world.by_kind["online"])
         for _ in range(4):
@@ -133,7 +135,7 @@ def compromised_terminal(world: World, rng: Random, t: int) -> list[Draft]:
     history arrives with the label delay."""
     store = rng.choice(world.by_kind["store"])
     span_ms = int(rng.uniform(14, 28) * DAY_MS)
-    drafts = []
+    drafts: list[Draft] = []
     for at in sorted(t + int(rng.random() * span_ms) for _ in range(rng.randint(15, 40))):
         card = world.random_card(rng)
         drafts.append((at, card, store, world.usual_amount(rng, world.cards[card], store) * rng.uniform(1.0, 1.5),
@@ -146,7 +148,7 @@ def compromised_card(world: World, rng: Random, t: int) -> list[Draft]:
     places the holder goes to, at several times the holder's usual amount."""
     card = world.random_card(rng)
     holder = world.cards[card]
-    drafts = []
+    drafts: list[Draft] = []
     for at in sorted(t + int(rng.random() * 14 * DAY_MS) for _ in range(rng.randint(3, 8))):
         online = rng.random() < 0.5
         merchant = rng.choice(holder.favourites["online" if online else "store"])
@@ -158,7 +160,7 @@ def compromised_card(world: World, rng: Random, t: int) -> list[Draft]:
 
 def quasi_cash(world: World, rng: Random, t: int) -> list[Draft]:
     card, device = world.random_card(rng), world.new_device(rng)
-    drafts = []
+    drafts: list[Draft] = []
     for _ in range(rng.randint(1, 2)):
         drafts.append((t, card, rng.choice(world.quasi_cash), rng.uniform(400, 2500), "ecom", device, True))
         t += _gap(rng, 10)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
+from fraudstream.simulator.traffic import SimulatorConfig, simulate, time_scale
 from shared.codec import encode
 from shared.events import utcnow
 from shared.kafka import Out, Sender, make_producer
 from shared.settings import Settings
-from fraudstream.simulator.traffic import SimulatorConfig, simulate, time_scale
 
 FOREVER_SPAN = timedelta(days=390)
 """An endless run starts this far back (inside ingest's default 400-day age limit)."""

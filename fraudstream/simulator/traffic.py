@@ -23,7 +23,7 @@ from heapq import heappop, heappush
 from itertools import count
 from pathlib import Path
 from random import Random
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from pydantic import (
     AwareDatetime,
@@ -34,7 +34,7 @@ from pydantic import (
     field_validator,
 )
 
-from fraudstream.simulator.patterns import PATTERNS, FraudMix, with_drift_pattern, with_long_patterns
+from fraudstream.simulator.patterns import PATTERNS, Draft, FraudMix, with_drift_pattern, with_long_patterns
 from fraudstream.simulator.population import EUR_TO, build_world, genuine_payment
 from shared.codec import explain
 from shared.events import Label, Transaction
@@ -146,12 +146,14 @@ def simulate(config: SimulatorConfig, n_transactions: int | None = None) -> Iter
     start, seed, limit = config.start, config.seed, math.inf if n_transactions is None else n_transactions
     genuine_share = config.genuine_label_share if config.label_genuine else 0.0
     seq = count()
-    heap = [(arrivals.next_ms(before), next(seq), _MOMENT, None)]
+    # a pending label carries its Emission, a pending fraud its (draft, pattern name), a moment nothing
+    heap: list[tuple[int, int, int, Emission | tuple[Draft, str] | None]] = [
+        (arrivals.next_ms(before), next(seq), _MOMENT, None)]
     sent = 0
     while heap:
         at_ms, _, kind, item = heappop(heap)
         if kind == _LABEL:
-            yield item
+            yield cast(Emission, item)
             continue
         if sent >= limit:
             continue
@@ -171,7 +173,7 @@ def simulate(config: SimulatorConfig, n_transactions: int | None = None) -> Iter
                 amount_eur *= config.drift_amount_factor
             is_fraud, name = False, None
         else:
-            (_, card, merchant_index, amount_eur, channel, device, is_fraud), name = item
+            (_, card, merchant_index, amount_eur, channel, device, is_fraud), name = cast("tuple[Draft, str]", item)
         merchant = world.merchants[merchant_index]
         amount = amount_eur * EUR_TO[merchant.currency]
         # cash comes in notes; everything else in cents
@@ -211,12 +213,13 @@ def write_csv(items: Iterable[Emission | Transaction], path: str | Path) -> int:
     ``is_fraud`` is left empty, because nobody knows it yet.
     """
     rows = 0
+    is_fraud: int | str
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(CSV_COLUMNS)
         for item in items:
             if isinstance(item, Emission):
-                if item.topic != TRANSACTIONS_RAW:
+                if item.topic != TRANSACTIONS_RAW or not isinstance(item.event, Transaction):
                     continue
                 tx, pattern, is_fraud = item.event, item.fraud_pattern, int(item.fraud_pattern is not None)
             else:

@@ -24,21 +24,22 @@ import logging
 import socket
 import tempfile
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import faust
 from faust.streams import _current_event
 
+from services.dashboard.observe import observe
+from services.dashboard.tally import SECTIONS, Tally
+from services.dashboard.transport import transport_class
 from shared import metrics
 from shared.codec import DecodeError, encode
 from shared.events import DeadLetter
 from shared.settings import Settings
 from shared.topics import ALERTS, DEADLETTER, DRIFT_EVENTS, LABELS, MODEL_VERSIONS, SCORES
-from services.dashboard.observe import observe
-from services.dashboard.tally import SECTIONS, Tally
-from services.dashboard.transport import transport_class
 
 SERVICE = "dashboard"
 INPUTS = (SCORES, ALERTS, LABELS, DEADLETTER, DRIFT_EVENTS, MODEL_VERSIONS)
@@ -107,7 +108,7 @@ class Dashboard:
         self.feed = app.topic(f"{app.conf.id}-feed", partitions=1, internal=True,
                               key_serializer="raw", value_serializer="json", retention=timedelta(days=1))
         self.deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
-        json = faust.Schema(key_serializer="json", value_serializer="json")
+        json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.scored = app.Table("scored", schema=json).tumbling(
             JOIN_WINDOW_S, expires=timedelta(seconds=settings.dashboard_label_wait_s))
         self.labelled = app.Table("labelled", schema=json).tumbling(
@@ -125,7 +126,9 @@ class Dashboard:
         topic = self.app.topic(self.settings.topic(logical), key_serializer="raw", value_serializer="raw")
 
         async def observe_batches(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(self.settings.batch_max, within=TAKE_WITHIN_S):
+            # faust's StreamT protocol omits take_events, which its Stream (what agents get) has
+            async for events in stream.take_events(  # type: ignore[attr-defined]
+                    self.settings.batch_max, within=TAKE_WITHIN_S):
                 rows = [row for event in events for row in await self._observations(logical, event)]
                 if rows:
                     await self.feed.send(value=rows)
@@ -140,6 +143,8 @@ class Dashboard:
         except DecodeError as exc:
             await self._dead_letter(msg, str(exc))
             return []
+        if tx_id is None:  # nothing to join: scores and labels always carry a tx_id
+            return [row]
         with as_current(event):
             if row["k"] == "score":
                 self.scored[tx_id] = row["s"]
@@ -160,6 +165,7 @@ class Dashboard:
         no label waiting, and a miss there costs an exception per window (~30 µs each).
         """
         stored, window, now = table.table.data, table.table.window, event.message.timestamp
+        assert window is not None, "a WindowWrapper's table is windowed"
         for back in range(0, self.settings.dashboard_label_wait_s + JOIN_WINDOW_S, JOIN_WINDOW_S):
             key = (tx_id, window.delta(now, back))
             if key in stored:

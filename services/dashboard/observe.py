@@ -12,7 +12,8 @@ leaves its score empty (``s``: None): the agent fills it from the join table.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from shared import events as ev
 from shared.codec import decode

@@ -19,10 +19,10 @@ import shutil
 
 import faust
 
-from shared.kafka import ensure_topics
-from shared.settings import Settings
 from services.dashboard.app import INPUTS, Dashboard
 from services.dashboard.web import add_views
+from shared.kafka import ensure_topics
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 WATCH_S = 1.0
@@ -44,7 +44,7 @@ async def until_stopped_or_crashed(app: faust.App, stop: asyncio.Event) -> None:
             raise DashboardCrashed(f"the dashboard's Faust app crashed: {app.crash_reason!r}")
         try:
             await asyncio.wait_for(stop.wait(), WATCH_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -71,7 +71,7 @@ class Summaries:
                 resp.raise_for_status()
                 summary = await resp.json()
             return summary | {"source": f"owner {owner}", "served_by": me, "owns": self.owns()}
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("dashboard owner %s did not answer (%s); serving this worker's copy", owner, exc)
             return self.local("standby")
 
@@ -91,10 +91,12 @@ def add_views(dashboard: Dashboard, stop: asyncio.Event) -> None:
         summary = summaries.local("owner") if local else await summaries.current()
         return view.bytes(orjson.dumps(summary), content_type="application/json")
 
-    @app.page("/dashboard/events")
+    # faust types a page as returning its own Response and taking its own Request; under its aiohttp
+    # driver a page may return any aiohttp StreamResponse and is given aiohttp's Request
+    @app.page("/dashboard/events")  # type: ignore[arg-type]
     async def events(view: View, request: Request) -> aioweb.StreamResponse:
         response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
+        await response.prepare(request)  # type: ignore[arg-type]
         last, quiet = b"", 0
         try:
             while not stop.is_set():
@@ -107,7 +109,7 @@ def add_views(dashboard: Dashboard, stop: asyncio.Event) -> None:
                     quiet = 0
                 try:
                     await asyncio.wait_for(stop.wait(), TICK_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass  # the browser went away

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Literal
+from typing import Literal
 
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential, Scored
@@ -69,7 +70,7 @@ class RetrainConfig:
     the request says; None takes the whole window."""
 
     @classmethod
-    def from_settings(cls, settings) -> "RetrainConfig":
+    def from_settings(cls, settings) -> RetrainConfig:
         return cls(holdout_share=settings.retrain_holdout_share, margin=settings.retrain_margin,
                    min_labels=settings.retrain_min_labels, min_frauds=settings.retrain_min_frauds,
                    alert_threshold=settings.alert_threshold)

@@ -16,10 +16,10 @@ import zlib
 from collections import deque
 from datetime import UTC, datetime
 
-from shared.events import TrainingWindow
 from services.learner.retrain import Example
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential
+from shared.events import TrainingWindow
 
 
 def _aware(ts: datetime | float) -> datetime:

@@ -29,6 +29,7 @@ import math
 import random
 from functools import cached_property, partial
 from operator import itemgetter
+from typing import TypedDict
 
 import numpy as np
 from river import compose, forest, linear_model, optim, preprocessing
@@ -126,6 +127,19 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+class ModelParams(TypedDict):
+    """What :class:`FraudModel` was built with, enough to build its twin."""
+
+    kind: str
+    seed: int
+    prior: float
+    genuine_rate: float
+    lr: float
+    l2: float
+    n_models: int
+    clip_sd: float
+
+
 class FraudModel:
     """One online model chosen by name (``linear``, ``arf`` or ``amf``); pickles whole."""
 
@@ -145,8 +159,8 @@ class FraudModel:
             raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
         if not (0 < prior < 1 and 0 < genuine_rate <= 1):
             raise ValueError("prior must be in (0, 1) and genuine_rate in (0, 1]")
-        self.params = dict(kind=kind, seed=seed, prior=prior, genuine_rate=genuine_rate,
-                           lr=lr, l2=l2, n_models=n_models, clip_sd=clip_sd)
+        self.params = ModelParams(kind=kind, seed=seed, prior=prior, genuine_rate=genuine_rate,
+                                  lr=lr, l2=l2, n_models=n_models, clip_sd=clip_sd)
         self.clip_sd = clip_sd if clip_sd > 0 else math.inf
         """Standardised values are clipped to ± this many sd (0: not at all)."""
         self.kind, self.prior, self.genuine_rate = kind, prior, genuine_rate
@@ -156,6 +170,7 @@ class FraudModel:
         self.stats = preprocessing.StandardScaler()
         """Running mean and variance of each feature: the linear kind's scaler; for forests,
         kept beside them for the reasons (what a feature's usual value is)."""
+        self.river: compose.Pipeline | forest.ARFClassifier | forest.AMFClassifier
         if kind == "linear":
             # Start at the prior, in the odds of the sampled stream, so a fresh model approves.
             intercept = math.log(prior / (1 - prior)) - math.log(genuine_rate)
@@ -181,7 +196,7 @@ class FraudModel:
         x, y = {k: v for k, v in x.items() if -LIMIT <= v <= LIMIT}, bool(y)  # NaN fails too
         self.labels_seen += 1
         self.frauds_seen += y
-        if self.kind == "linear":
+        if isinstance(self.river, compose.Pipeline):  # the linear kind: it takes the weight itself
             self._coefficients = None
             self.river.learn_one(x, y, w=weight)
             return
@@ -205,7 +220,7 @@ class FraudModel:
     def coefficients(self) -> Coefficients:
         """The linear kind read out once after learning (River's own ``predict_proba_one``
         writes each unseen feature name into the scaler: a state change, and a leak)."""
-        if self.kind != "linear":
+        if not isinstance(self.river, compose.Pipeline):  # only the linear kind is a pipeline
             raise TypeError(f"a {self.kind} model has no coefficients")
         if self._coefficients is None:
             lin = self.river["LogisticRegression"]

@@ -25,8 +25,8 @@ Scored = tuple[float, bool, float]
 def _groups(pairs: list[Scored], descending: bool):
     """Runs of equal scores, so tied scores count as one threshold."""
     ordered = sorted(pairs, key=lambda p: p[0], reverse=descending)
-    for _, run in groupby(ordered, key=lambda p: p[0]):
-        run = list(run)
+    for _, tied in groupby(ordered, key=lambda p: p[0]):
+        run = list(tied)
         yield sum(w for _, y, w in run if y), sum(w for _, y, w in run if not y)
 
 

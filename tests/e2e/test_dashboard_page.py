@@ -11,9 +11,9 @@ import shutil
 import pytest
 
 from services.dashboard import service
+from shared import events as ev
 from shared.codec import encode
 from shared.topics import ALERTS, LABELS, MODEL_VERSIONS, SCORES
-from shared import events as ev
 from tests.integration.test_dashboard import T0, alert, dashboard_settings, model, scores_of, url, wait_summary
 from tests.kafka_helpers import produce
 

@@ -45,7 +45,7 @@ async def test_rebalance_keeps_counts_and_both_replicas_serve(settings, start_se
         start_service(service.run, second)
         for start in range(300, 600, 50):
             await produce(first, SCORES, scores_of(start, 50, N))
-        split = [await wait_summary(s, lambda x: scores_seen(600)(x) and len(scores_owned(x, s)) == 1)
+        split = [await wait_summary(s, lambda x, s=s: scores_seen(600)(x) and len(scores_owned(x, s)) == 1)
                  for s in (first, second)]
         owned = [set(summary["owns"]) for summary in split]
         assert not owned[0] & owned[1], f"a partition consumed by both replicas: {owned}"

@@ -7,12 +7,12 @@ import io
 
 import pytest
 
-from shared.settings import Settings
-from shared.topics import TRANSACTIONS_RAW
 from fraudstream.replay.arms import parse_arm
 from fraudstream.replay.offline import evaluate
 from fraudstream.replay.source import Stream
 from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
+from shared.settings import Settings
+from shared.topics import TRANSACTIONS_RAW
 
 DAY_S = 86400.0
 

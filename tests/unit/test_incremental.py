@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from services.features.definitions import FEATURE_NAMES
 from services.features.reference import ReferenceFeatures
 from shared.events import Label
 from shared.topics import TRANSACTIONS_RAW
-from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
 
 
 def _stream(n: int, delay: timedelta):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.features.definitions import FEATURE_NAMES
-from services.model.fraud_model import FraudModel
-from shared.topics import TRANSACTIONS_RAW
 from fraudstream.replay.incremental import IncrementalFeatures
 from fraudstream.replay.twin import LinearTwin
 from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features.definitions import FEATURE_NAMES
+from services.model.fraud_model import FraudModel
+from shared.topics import TRANSACTIONS_RAW
 
 
 @pytest.mark.parametrize("params", [dict(), dict(lr=0.05, clip_sd=0.0, genuine_rate=0.2), dict(l2=0.0, clip_sd=2.0)])
