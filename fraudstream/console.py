@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from shared import events as ev
 from shared.codec import DecodeError, decode

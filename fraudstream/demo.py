@@ -140,6 +140,7 @@ async def run_demo(base: Settings, services: list[str], config: SimulatorConfig,
             emit(f"monitor: the first {warmup_h:g} event hours are its warm-up (the feature store starts empty); "
                  "drift is judged after")
         if drift:
+            assert isinstance(config.drift_at, int)  # the demo's --drift counts transactions
             emit(f"drift: the world changes after {config.drift_at} transactions (~{config.drift_at / rate:.0f}s)")
         emit(f"all {len(services)} services ready after {time.monotonic() - began:.0f}s; traffic starts at "
              f"{rate:.0f} tx/s" + (f" for {duration_s:.0f}s" if duration_s else " until Ctrl-C"))

@@ -16,11 +16,12 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 
 from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features.definitions import Refused
 from services.features.reference import ReferenceFeatures
 from services.model.artifacts import dump, make_store
 from services.model.fraud_model import FraudModel
 from shared.codec import encode
-from shared.events import ModelVersionPublished, TrainingWindow
+from shared.events import ModelVersionPublished, TrainingWindow, Transaction
 from shared.kafka import publish_one
 from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS
@@ -40,11 +41,15 @@ def warm_model(config: SimulatorConfig, transactions: int) -> FraudModel:
     reference, vectors = ReferenceFeatures(), {}
     model = FraudModel(genuine_rate=1.0)
     for emission in simulate(day_before, transactions):
-        if emission.topic == "transactions.raw":
-            vectors[emission.event.tx_id] = reference.apply(emission.event).features
+        event = emission.event
+        if isinstance(event, Transaction):
+            result = reference.apply(event)
+            if isinstance(result, Refused):  # the simulator's day is in time order per card: never late
+                raise ValueError(f"warm start: {event.tx_id} refused: {result.reason}")
+            vectors[event.tx_id] = result.features
         else:
-            reference.apply_label(emission.event)
-            model.learn(vectors.pop(emission.event.tx_id), emission.event.is_fraud)
+            reference.apply_label(event)
+            model.learn(vectors.pop(event.tx_id), event.is_fraud)
     return model
 
 

@@ -23,8 +23,9 @@ get :class:`Inbound` items and route them by topic through a table (:func:`dispa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterable, Mapping, TypeVar
+from typing import Generic, TypeVar
 
 from aiokafka import ConsumerRecord
 from pydantic import BaseModel
@@ -37,7 +38,7 @@ from shared.settings import Settings
 from shared.topics import DEADLETTER, TOPICS
 from shared.trusted import trusting_decoder
 
-E = TypeVar("E", bound=BaseModel)
+E = TypeVar("E", bound=BaseModel | None)  # None: a raw service's undecoded record
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,8 @@ class Boundary:
 
     def decode(self, records: list[ConsumerRecord]) -> tuple[list[Inbound], list[Out]]:
         """The batch's events in consumed order, and the dead letters of what did not decode."""
-        inbound, letters = [], []
+        inbound: list[Inbound] = []
+        letters: list[Out] = []
         for record in records:
             name, decode_event = self.topics[record.topic]
             if self.raw:

@@ -24,6 +24,7 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential,
@@ -123,6 +124,13 @@ def make_consumer(settings: Settings, *topics: str, group: str | None,
     return consumer
 
 
+def _log_wait(settings: Settings, state: RetryCallState) -> None:
+    assert state.outcome is not None and state.next_action is not None  # tenacity sets both before sleeping
+    log.warning("waiting for Kafka at %s (%s): %s; retrying in %.1fs, giving up after %gs",
+                settings.kafka_bootstrap, settings.kafka_security_protocol, state.outcome.exception(),
+                state.next_action.sleep, settings.startup_wait_s)
+
+
 async def wait_for_broker(settings: Settings) -> None:
     """Create/check the topics, retrying while the broker is unreachable (up to ``startup_wait_s``).
 
@@ -133,10 +141,7 @@ async def wait_for_broker(settings: Settings) -> None:
         retry=retry_if_exception_type((KafkaConnectionError, KafkaTimeoutError, OSError)),
         stop=stop_after_delay(settings.startup_wait_s),
         wait=wait_exponential(multiplier=0.5, max=10),
-        before_sleep=lambda state: log.warning(
-            "waiting for Kafka at %s (%s): %s; retrying in %.1fs, giving up after %gs",
-            settings.kafka_bootstrap, settings.kafka_security_protocol, state.outcome.exception(),
-            state.next_action.sleep, settings.startup_wait_s),
+        before_sleep=lambda state: _log_wait(settings, state),
         reraise=True,
     ):
         with attempt:

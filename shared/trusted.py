@@ -43,8 +43,9 @@ from pydantic_core import SchemaValidator, core_schema
 
 from shared.codec import decode
 from shared.errors import DecodeError
+from shared.events import Event
 
-E = TypeVar("E", bound=BaseModel)
+E = TypeVar("E", bound=Event)
 
 KNOWN_SCHEMA_VERSIONS = frozenset({1})
 _PYTHON_FUNCTIONS = frozenset({"function-before", "function-after", "function-wrap"})

@@ -24,6 +24,11 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from fraudstream.bench.fused import fused
+from services.features.store import FeatureStore, Refused
+from services.ingest.validate import Limits, Rejected, parse_transaction
+from services.model.fraud_model import FraudModel
+from services.scoring.service import decide
 from shared import health_server, metrics
 from shared.codec import encode
 from shared.events import Score, utcnow
@@ -32,11 +37,6 @@ from shared.redis import make_redis
 from shared.runner import Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import SCORES, TRANSACTIONS_RAW
-from services.features.store import FeatureStore, Refused
-from services.ingest.validate import Limits, Rejected, parse_transaction
-from services.model.fraud_model import FraudModel
-from services.scoring.service import decide
-from fraudstream.bench.fused import fused
 
 COPY_TO = SCORES
 """Where the pass-through writes: any topic with the input's partitions will do."""

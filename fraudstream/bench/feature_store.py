@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from services.features.store import FeatureStore
 from shared.events import Label, Transaction
 from shared.settings import Settings
-from services.features.store import FeatureStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 

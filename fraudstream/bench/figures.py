@@ -65,7 +65,8 @@ class FullFigures:
             f" {self.throughput_per_s:,.0f} transactions/s",
             latency_line(self.offered_per_s, self.latency_ms, self.stale_outputs),
             "    by hop, ms (stamps in each score): " + "; ".join(
-                f"{hop.replace('_', ' ')} p50 {q['p50']:.1f} p99 {q['p99']:.1f}" for hop, q in self.latency_hops_ms.items()),
+                f"{hop.replace('_', ' ')} p50 {q['p50']:.1f} p99 {q['p99']:.1f}"
+                for hop, q in self.latency_hops_ms.items()),
             "  per service over its own busy window (Prometheus fraudstream_events_in/_out, CPU from /proc):",
         ]
         for name, s in self.services.items():
@@ -78,7 +79,8 @@ class FullFigures:
         out += [
             f"    whole drain {d['seconds']:.1f} s: broker CPU {d.get('broker_cpu_s', 0):.1f} s,"
             f" Redis CPU {d['redis_cpu_s']:.1f} s; ours {cpu:.1f} s of {m['cores'] * d['seconds']:.1f} core-seconds,"
-            f" other processes {max(0.0, others):.1f} s" + (" (!!)" if others > 0.1 * m["cores"] * d["seconds"] else ""),
+            f" other processes {max(0.0, others):.1f} s"
+            + (" (!!)" if others > 0.1 * m["cores"] * d["seconds"] else ""),
             f"  baselines on the same {self.events:,} transactions, each its own process:",
             f"    raw pass-through:     {pt['throughput_per_s']:>7,.0f}/s ({_cpu(pt)})"
             f"  -> end to end is {100 * self.share_of_passthrough:.1f} % of it (target >= 20 %, aim 30 %)",
@@ -93,4 +95,5 @@ class FullFigures:
 def _cpu(baseline: dict[str, float]) -> str:
     ours = baseline["cpu_s"] + baseline.get("broker_cpu_s", 0) + baseline["redis_cpu_s"] + baseline["bench_cpu_s"]
     return (f"CPU {baseline['cpu_s']:.1f} s, broker {baseline.get('broker_cpu_s', 0):.1f} s,"
-            f" Redis {baseline['redis_cpu_s']:.1f} s, other processes {max(0.0, baseline['machine_cpu_s'] - ours):.1f} s")
+            f" Redis {baseline['redis_cpu_s']:.1f} s,"
+            f" other processes {max(0.0, baseline['machine_cpu_s'] - ours):.1f} s")

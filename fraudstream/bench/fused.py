@@ -16,17 +16,19 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 
+from aiokafka import ConsumerRecord
+
+from services.features.store import FeatureStore, Refused
+from services.ingest.validate import Limits, Rejected, parse_transaction
+from services.model.fraud_model import FraudModel
+from services.model.reasons import explain_many
+from services.scoring.service import decide
 from shared.codec import encode
 from shared.events import Score, Transaction, utcnow
 from shared.kafka import Out
 from shared.runner import Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import SCORES, TRANSACTIONS_RAW
-from services.features.store import FeatureStore, Refused
-from services.ingest.validate import Limits, Rejected, parse_transaction
-from services.model.fraud_model import FraudModel
-from services.model.reasons import explain_many
-from services.scoring.service import decide
 
 SERVICE = "bench-fused"
 
@@ -58,7 +60,7 @@ class FusedScoring:
             except Rejected as exc:
                 outs.append(dead_letter(self.settings, SERVICE, item.record, str(exc)))
         applied = await self.store.apply([tx for _, tx in valid])
-        scored: list[tuple[object, Transaction, dict[str, float]]] = []
+        scored: list[tuple[ConsumerRecord, Transaction, dict[str, float]]] = []
         for (record, tx), result in zip(valid, applied):
             if isinstance(result, Refused):  # too late for its card's windows, as features says
                 outs.append(dead_letter(self.settings, SERVICE, record, result.reason))

@@ -36,7 +36,7 @@ class OutputCounter:
         self.hops: dict[str, list[float]] | None = defaultdict(list) if hops else None
         """With ``hops``, each score's time per hop, from the stamps the services put in it."""
 
-    async def start(self) -> "OutputCounter":
+    async def start(self) -> OutputCounter:
         await self.consumer.start()
         if self.from_end:
             # old outputs re-read from a wrong "latest" were the 3-13 s "stall" of earlier runs
@@ -72,7 +72,7 @@ class OutputCounter:
                 self.hops["enriched_to_scored"].append(t["scored"] - t["enriched"])
                 self.hops["scored_to_consumer"].append(now - t["scored"])
 
-    async def until(self, expected: int, timeout_s: float) -> "OutputCounter":
+    async def until(self, expected: int, timeout_s: float) -> OutputCounter:
         deadline = time.monotonic() + timeout_s
         try:
             while self.seen < expected and time.monotonic() < deadline:

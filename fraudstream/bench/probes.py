@@ -8,9 +8,9 @@ import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -100,7 +100,7 @@ class Watched:
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, name: str, proc: subprocess.Popen, port: int | None = None) -> "Watched":
+    def of(cls, name: str, proc: subprocess.Popen, port: int | None = None) -> Watched:
         return cls(name, lambda: cpu_seconds(proc.pid), proc, port)
 
     def sample(self) -> None:

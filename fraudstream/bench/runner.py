@@ -8,18 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.kafka import Out, ensure_topics
-from shared.settings import Settings
-from shared.topics import LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
 from fraudstream.bench.baselines import BASELINES, COPY_TO
 from fraudstream.bench.figures import Figures, FullFigures
 from fraudstream.bench.outputs import OutputCounter, percentiles
-from fraudstream.bench.probes import (Watched, cpu_seconds, infrastructure, machine, processes, produced,
-                                      sample_until, settled)
+from fraudstream.bench.probes import (
+    Watched,
+    cpu_seconds,
+    infrastructure,
+    machine,
+    processes,
+    produced,
+    sample_until,
+    settled,
+)
 from fraudstream.bench.startup import start_downstream_first
 from fraudstream.bench.workload import enriched_stream, paced, raw_stream, send_all, take
 from fraudstream.processes import stop_services
 from fraudstream.stack import free_port
+from shared.kafka import Out, ensure_topics
+from shared.settings import Settings
+from shared.topics import LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
 
 STAGES = {
     "full": (("ingest", "features", "scoring", "learner", "monitor"), SCORES),

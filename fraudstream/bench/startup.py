@@ -10,10 +10,10 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.settings import Settings
 from fraudstream.bench.probes import Watched, processes
 from fraudstream.processes import start_services, stop_services
 from fraudstream.stack import free_port
+from shared.settings import Settings
 
 
 def start_watched(name: str, env: dict[str, str], logdir: Path) -> Watched:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features.definitions import Refused
 from shared.codec import encode
 from shared.events import EnrichedTransaction, utcnow
 from shared.kafka import Out, Sender, make_producer
 from shared.settings import Settings
 from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
 
 WORLD = SimulatorConfig(seed=11, n_cards=20_000, n_merchants=2_000, label_delay_mean=timedelta(hours=2))
 """Labels come two hours of event time after their transaction: seconds of wall time at
@@ -47,6 +48,8 @@ def enriched_stream() -> Iterator[Out]:
     reference = ReferenceFeatures()
     for e in _emissions(with_labels=False):
         r = reference.apply(e.event)
+        if isinstance(r, Refused):  # the simulator's stream is in time order per card: never late
+            raise ValueError(f"bench workload: {e.event.tx_id} refused: {r.reason}")
         enriched = EnrichedTransaction(transaction=e.event, features=r.features, feature_set_version="bench",
                                        freshness_s=r.freshness_s)
         yield Out(TRANSACTIONS_ENRICHED, e.event.card_id.encode(), encode(enriched))

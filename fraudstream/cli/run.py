@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,7 +32,7 @@ def service(name: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVIC
 
 
 def stack(
-    kafka_port: Annotated[Optional[int], typer.Option(help="broker port (default: a free one)")] = None,
+    kafka_port: Annotated[int | None, typer.Option(help="broker port (default: a free one)")] = None,
 ) -> None:
     """Bring up a local broker and Redis, create the topics, print the settings to export; Ctrl-C stops.
 
@@ -50,7 +50,7 @@ def stack(
 
 
 def _sim_config(seed: int, cards: int, merchants: int, fraud_rate: float, label_delay_h: float,
-                drift_after: Optional[int]) -> SimulatorConfig:
+                drift_after: int | None) -> SimulatorConfig:
     from datetime import timedelta
 
     from fraudstream.simulator.traffic import SimulatorConfig
@@ -65,14 +65,14 @@ Cards = Annotated[int, typer.Option(help="cards in the simulated population")]
 Merchants = Annotated[int, typer.Option(help="merchants in the simulated population")]
 FraudRate = Annotated[float, typer.Option(help="share of transactions that are fraud")]
 LabelDelay = Annotated[float, typer.Option("--label-delay-hours", help="mean chargeback delay, simulated hours")]
-DriftAfter = Annotated[Optional[int], typer.Option(help="inject drift after this many transactions")]
+DriftAfter = Annotated[int | None, typer.Option(help="inject drift after this many transactions")]
 
 
 def simulate(
     rate: Annotated[float, typer.Option(help="transactions per second")] = 200.0,
-    count: Annotated[Optional[int], typer.Option(help="stop after this many transactions")] = None,
-    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
-    csv: Annotated[Optional[Path], typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
+    count: Annotated[int | None, typer.Option(help="stop after this many transactions")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    csv: Annotated[Path | None, typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
     seed: Seed = 7, cards: Cards = 10_000, merchants: Merchants = 1_000, fraud_rate: FraudRate = 0.007,
     label_delay_hours: LabelDelay = 48.0, drift_after: DriftAfter = None,
     long_frauds: Annotated[bool, typer.Option(help="add frauds that go on for weeks: compromised terminals "
@@ -99,7 +99,7 @@ def simulate(
 
 def up(
     rate: Annotated[float, typer.Option(help="simulated transactions per second")] = 200.0,
-    duration: Annotated[Optional[float], typer.Option(
+    duration: Annotated[float | None, typer.Option(
         help="seconds of traffic once every service is ready (default: until Ctrl-C)")] = None,
     external: Annotated[bool, typer.Option(
         help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,

@@ -18,8 +18,8 @@ import hashlib
 import math
 from importlib import resources
 
-from shared.settings import Settings
 from services.features.definitions import AGE_CAP_S, DAY, FEATURE_SET_VERSION, MIN_MEAN_AMOUNT, by_entity
+from shared.settings import Settings
 
 SEEN_MERCHANTS_TTL_S = 180 * DAY
 """A card idle this long (wall clock) forgets its merchants: all are new to it again."""

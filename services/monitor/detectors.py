@@ -33,17 +33,25 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 from river.drift import ADWIN
 
 from services.model.metrics import Prequential
 from services.monitor.windows import (
-    PairedWindow, ReferenceColumn, bin_shares, ks_critical, ks_statistic, psi, two_proportion_z, z_critical,
+    PairedWindow,
+    ReferenceColumn,
+    bin_shares,
+    ks_critical,
+    ks_statistic,
+    psi,
+    two_proportion_z,
+    z_critical,
 )
 from shared.events import DriftDetected, RetrainRequested, Window
 
@@ -75,7 +83,7 @@ class MonitorConfig:
     retrain_min_features: int = 3
 
     @classmethod
-    def from_settings(cls, settings: object, **overrides) -> "MonitorConfig":
+    def from_settings(cls, settings: object, **overrides) -> MonitorConfig:
         known = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
         return cls(**(known | overrides))
 
@@ -165,8 +173,12 @@ class DistributionDrift:
     def drifted(self) -> frozenset[str]:
         return self.latch.tripped
 
+    def _window(self) -> PairedWindow:
+        assert self.window is not None, "no row seen yet"  # update() creates it with the first row
+        return self.window
+
     def _columns_changed(self) -> None:
-        columns = self.window.columns
+        columns = self._window().columns
         self._known = frozenset(columns)
         self._row = itemgetter(*columns) if len(columns) > 1 else lambda v: [v[c] for c in columns]
 
@@ -191,7 +203,7 @@ class DistributionDrift:
         return self.evaluate()
 
     def evaluate(self) -> list[Detection]:
-        window = self.window
+        window = self._window()
         alpha = self.config.ks_alpha / max(len(window.columns), 1)  # Bonferroni over the columns
         current = np.sort(window.current, axis=1)  # NaN sorts last
         present = window.size - np.isnan(window.current).sum(axis=1)
@@ -222,7 +234,7 @@ class ScoreDrift(DistributionDrift):
 
     def evaluate(self) -> list[Detection]:
         found = super().evaluate()
-        window, cut = self.window, self.config.alert_threshold
+        window, cut = self._window(), self.config.alert_threshold
         z = abs(two_proportion_z(int((window.reference[0] >= cut).sum()), window.size,
                                  int((window.current[0] >= cut).sum()), window.size))
         threshold = z_critical(self.config.ks_alpha)

@@ -42,24 +42,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
+
 from prometheus_client import Gauge
 
+from services.monitor.detectors import (
+    Detection,
+    DistributionDrift,
+    MonitorConfig,
+    PerformanceDrift,
+    RetrainPolicy,
+    ScoreDrift,
+    describe,
+)
+from services.monitor.windows import RecentScores, sampled
 from shared import metrics
 from shared.codec import encode
 from shared.events import (
-    EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, Score,
+    EnrichedTransaction,
+    Label,
+    ModelVersionPublished,
+    RetrainRequested,
+    Score,
 )
 from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, run_service
 from shared.settings import Settings
 from shared.topics import DRIFT_EVENTS, LABELS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
-from services.monitor.detectors import (
-    Detection, DistributionDrift, MonitorConfig, PerformanceDrift, RetrainPolicy, ScoreDrift, describe,
-)
-from services.monitor.windows import RecentScores, sampled
 
 SERVICE = "monitor"
 INPUTS = (TRANSACTIONS_ENRICHED, SCORES, LABELS, MODEL_VERSIONS)
@@ -95,7 +108,8 @@ class Monitor:
         """``transactions`` (feature and score drifts) or ``labels`` (performance drifts) → the
         earliest current-window start since the last request or champion: the next request's
         ``since`` (see the module docstring)."""
-        self.routes = {  # per event: the policy is asked after each one, in consumed order
+        # per event: the policy is asked after each one, in consumed order
+        self.routes: dict[str, Callable[[Any], list[Detection]]] = {
             TRANSACTIONS_ENRICHED: self.on_enriched,
             SCORES: self.on_score,
             LABELS: self.on_label,

@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 import zlib
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Sequence
 
 import numpy as np
 
