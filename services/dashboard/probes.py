@@ -1,0 +1,61 @@
+"""Is the dashboard alive, and is it ready? Read from the Faust app, served by its web views.
+
+The dashboard is not on the batch runner, so the heartbeats behind ``shared.health`` never
+beat for it; its probes look at the Faust app instead:
+
+- alive: the app has started and has not crashed or begun to stop, and every agent is
+  running with at least one actor whose task has not ended. Faust's supervisor restarts
+  an actor that raised, so a crash of one is brief; a crash of the app is not, and the
+  service exits on it (``service.until_stopped_or_crashed``) — the probe says so first.
+- ready: alive, its consumer group joined and its tables recovered from their changelogs:
+  until then its page would show counts that are about to jump.
+
+Each returns ``(ok, detail)``, ``detail`` being JSON-able with a ``reason`` when not ok.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+Verdict = tuple[bool, dict[str, Any]]
+
+
+def liveness(app: faust.App) -> Verdict:
+    if app.crashed:
+        return False, {"reason": f"the Faust app crashed: {app.crash_reason!r}"}
+    if app.should_stop:
+        return False, {"reason": "stopping"}
+    if not app.started:
+        return False, {"reason": "starting"}
+    agents = {agent.name: agent for agent in app.agents.values()}
+    down = {name: why for name, agent in agents.items() if (why := _agent_down(agent))}
+    if down:
+        return False, {"reason": "; ".join(f"{name}: {why}" for name, why in sorted(down.items())), "agents": down}
+    return True, {"agents": sorted(agents)}
+
+
+def _agent_down(agent: faust.types.AgentT) -> str | None:
+    if agent.crashed:
+        return f"crashed: {agent.crash_reason!r}"
+    if not agent.started:
+        return "not started"
+    actors = list(agent._actors)  # no public accessor; the supervisor replaces a crashed one
+    if not actors:
+        return "no actor"
+    if all(actor.actor_task is not None and actor.actor_task.done() for actor in actors):
+        return "every actor's task has ended"
+    return None
+
+
+def readiness(app: faust.App) -> Verdict:
+    alive, detail = liveness(app)
+    if not alive:
+        return False, detail
+    if app.rebalancing:
+        return False, {"reason": "rebalancing: not in the consumer group yet"}
+    if app.in_recovery or not app.tables.recovery.completed.is_set():
+        return False, {"reason": "recovering its tables from their changelogs"}
+    actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
+    return True, {"assigned": actives}
