@@ -19,6 +19,8 @@ from typing import Any
 
 import faust
 
+from shared.health import HEALTH
+
 Verdict = tuple[bool, dict[str, Any]]
 
 
@@ -59,3 +61,35 @@ def readiness(app: faust.App) -> Verdict:
         return False, {"reason": "recovering its tables from their changelogs"}
     actives = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
     return True, {"assigned": actives}
+
+
+class HealthReport:
+    """Hands the verdicts to ``shared.health``, so the metrics port tells the truth as well.
+
+    ``python -m services`` serves ``/healthz``, ``/readyz`` and the ``fraudstream_healthy`` /
+    ``fraudstream_ready`` gauges on the metrics port for every service, from heartbeats and
+    checks the batch runner registers. The dashboard registers its own: ``update`` runs in the
+    app's event loop (the Faust objects are read there only), beats while the app is alive
+    and keeps the last readiness for the check, which the health server calls from its
+    thread. A blocked loop stops the beats, so ``/healthz`` there turns 503 after
+    ``liveness_stale_s``, as for the other services.
+    """
+
+    def __init__(self, app: faust.App, service: str, stale_s: float):
+        self.app, self.service = app, service
+        self.ready: Verdict = (False, {"reason": "starting"})
+        HEALTH.stale_s = stale_s
+        HEALTH.add_check(service, self.check)
+
+    def update(self) -> None:
+        if liveness(self.app)[0]:
+            HEALTH.beat(self.service)
+        self.ready = readiness(self.app)
+
+    def check(self) -> bool | str:
+        ok, detail = self.ready
+        return True if ok else detail["reason"]
+
+    def close(self) -> None:
+        HEALTH.remove_check(self.service)
+        HEALTH.forget(self.service)
