@@ -73,7 +73,7 @@ class Summaries:
                 resp.raise_for_status()
                 summary = await resp.json()
             return summary | {"source": f"owner {owner}", "served_by": me, "owns": self.owns()}
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("dashboard owner %s did not answer (%s); serving this worker's copy", owner, exc)
             return self.local("standby")
 
@@ -117,7 +117,7 @@ def add_views(dashboard: Dashboard, stop: asyncio.Event) -> None:
                     quiet = 0
                 try:
                     await asyncio.wait_for(stop.wait(), TICK_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass  # the browser went away

@@ -7,9 +7,26 @@ import base64
 import re
 
 from services import SERVICES as PIPELINE
-from tests.deploy.files import (COMPOSE, KAFKA_ONLY, METRICS_PORT, PAGE_PORT, PREFIX, ROOT, SERVICE_COMMAND,
-                                SERVICES, SHARED_ENV, SINGLETONS, TOOLS_COMMAND, assert_real_settings, compose,
-                                compose_argv, compose_env, resolve_compose_value, settings_from, stages)
+from tests.deploy.files import (
+    COMPOSE,
+    KAFKA_ONLY,
+    METRICS_PORT,
+    PAGE_PORT,
+    PREFIX,
+    ROOT,
+    SERVICE_COMMAND,
+    SERVICES,
+    SHARED_ENV,
+    SINGLETONS,
+    TOOLS_COMMAND,
+    assert_real_settings,
+    compose,
+    compose_argv,
+    compose_env,
+    resolve_compose_value,
+    settings_from,
+    stages,
+)
 
 
 def test_the_deploy_files_know_every_pipeline_service():

@@ -4,9 +4,25 @@ partitions."""
 
 from __future__ import annotations
 
-from tests.deploy.files import (K8S, METRICS_PORT, PAGE_PORT, PREFIX, SERVICES, SHARED_ENV, SINGLETONS,
-                                assert_real_settings, compose, compose_env, configmap, deployments, k8s_docs, k8s_files,
-                                k8s_objects, settings_from, yaml)
+from tests.deploy.files import (
+    K8S,
+    METRICS_PORT,
+    PAGE_PORT,
+    PREFIX,
+    SERVICES,
+    SHARED_ENV,
+    SINGLETONS,
+    assert_real_settings,
+    compose,
+    compose_env,
+    configmap,
+    deployments,
+    k8s_docs,
+    k8s_files,
+    k8s_objects,
+    settings_from,
+    yaml,
+)
 
 
 def test_kubernetes_configmap_is_settings(monkeypatch):
@@ -101,7 +117,8 @@ def test_the_dashboard_page_is_served_by_ready_replicas_only(monkeypatch):
     assert host["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     # The page's Service selects the dashboard's pods only, on its page port.
     labels = dep["spec"]["template"]["metadata"]["labels"].items()
-    (page,) = [s for s in k8s_objects("Service").values() if "http" in {p.get("targetPort") for p in s["spec"]["ports"]}]
+    services = k8s_objects("Service").values()
+    (page,) = [s for s in services if "http" in {p.get("targetPort") for p in s["spec"]["ports"]}]
     assert page["spec"]["selector"].items() <= labels
     others = [d for name, d in deployments().items() if name != "dashboard"]
     assert not any(page["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
