@@ -19,7 +19,8 @@ import shutil
 
 import faust
 
-from services.dashboard.app import INPUTS, Dashboard
+from services.dashboard.app import INPUTS, SERVICE, Dashboard
+from services.dashboard.probes import HealthReport
 from services.dashboard.web import add_views
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -32,14 +33,16 @@ class DashboardCrashed(RuntimeError):
     """A part of the Faust app (table recovery, the consumer) crashed: restart the process."""
 
 
-async def until_stopped_or_crashed(app: faust.App, stop: asyncio.Event) -> None:
-    """Return on ``stop``; raise when the app crashed.
+async def until_stopped_or_crashed(app: faust.App, stop: asyncio.Event, report: HealthReport | None = None) -> None:
+    """Return on ``stop``; raise when the app crashed; update the health report every ``WATCH_S``.
 
     A crashed part of a Faust app stops working while the rest goes on (the page would keep
     serving numbers that no longer move), so the service exits instead and its restart
     recovers the tables from their changelogs.
     """
     while not stop.is_set():
+        if report is not None:
+            report.update()
         if app.crashed:
             raise DashboardCrashed(f"the dashboard's Faust app crashed: {app.crash_reason!r}")
         try:
@@ -55,9 +58,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     app = dashboard.app
     await app.start()
     log.info("dashboard serving %s/dashboard/", str(app.conf.canonical_url).rstrip("/"))
+    report = HealthReport(app, SERVICE, settings.liveness_stale_s)
     try:
-        await until_stopped_or_crashed(app, stop)
+        await until_stopped_or_crashed(app, stop, report)
     finally:
+        report.close()
         await app.stop()
         # Faust creates its data directories even for in-memory tables; nothing in them outlives a run
         shutil.rmtree(app.conf.datadir, ignore_errors=True)

@@ -3,7 +3,8 @@
 - ``/dashboard/``: the HTML page (``index.html``), which opens the live feed;
 - ``/dashboard/events``: Server-Sent Events, one summary (``tally.summarize``) whenever it
   changes, at most once a second;
-- ``/dashboard/state.json``: the same summary once.
+- ``/dashboard/state.json``: the same summary once;
+- ``/healthz`` and ``/readyz``: the probes (``probes.py``), 200 or 503 with a JSON reason.
 
 Every worker serves them. The counts live on the worker that owns the ``dashboard``
 table's one partition; any other worker asks that owner over HTTP (Faust's router knows
@@ -23,6 +24,7 @@ import orjson
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
+from services.dashboard import probes
 from services.dashboard.app import Dashboard
 from services.dashboard.tally import summarize
 
@@ -91,6 +93,14 @@ def add_views(dashboard: Dashboard, stop: asyncio.Event) -> None:
         summary = summaries.local("owner") if local else await summaries.current()
         return view.bytes(orjson.dumps(summary), content_type="application/json")
 
+    @app.page("/healthz")
+    async def healthz(view: View, request: Request) -> Response:
+        return verdict(view, *probes.liveness(app))
+
+    @app.page("/readyz")
+    async def readyz(view: View, request: Request) -> Response:
+        return verdict(view, *probes.readiness(app))
+
     # faust types a page as returning its own Response and taking its own Request; under its aiohttp
     # driver a page may return any aiohttp StreamResponse and is given aiohttp's Request
     @app.page("/dashboard/events")  # type: ignore[arg-type]
@@ -114,3 +124,8 @@ def add_views(dashboard: Dashboard, stop: asyncio.Event) -> None:
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass  # the browser went away
         return response
+
+
+def verdict(view: View, ok: bool, detail: dict[str, Any]) -> Response:
+    body = orjson.dumps({"status": "ok" if ok else "unavailable", **detail})
+    return view.bytes(body, content_type="application/json", status=200 if ok else 503)

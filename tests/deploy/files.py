@@ -29,9 +29,13 @@ DASHBOARD = DEPLOY / "grafana" / "fraudstream-dashboard.json"
 PROMETHEUS = DEPLOY / "prometheus.yml"
 WORKFLOWS = ROOT / ".github" / "workflows"
 
-SERVICES = ("ingest", "features", "scoring", "learner", "monitor")
+SERVICES = ("ingest", "features", "scoring", "learner", "monitor", "dashboard")
 SINGLETONS = ("learner", "monitor")
+KAFKA_ONLY = ("dashboard",)
+"""Services that never touch Redis (the dashboard keeps its state in Faust tables)."""
 METRICS_PORT = 9100
+PAGE_PORT = 6066
+"""The dashboard's page (``FRAUDSTREAM_DASHBOARD_PORT``); its /healthz and /readyz are there too."""
 PREFIX = "FRAUDSTREAM_"
 SERVICE_COMMAND = "fraudstream-service"
 TOOLS_COMMAND = "fraudstream"

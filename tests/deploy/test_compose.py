@@ -9,7 +9,9 @@ import re
 from services import SERVICES as PIPELINE
 from tests.deploy.files import (
     COMPOSE,
+    KAFKA_ONLY,
     METRICS_PORT,
+    PAGE_PORT,
     PREFIX,
     ROOT,
     SERVICE_COMMAND,
@@ -21,6 +23,7 @@ from tests.deploy.files import (
     compose,
     compose_argv,
     compose_env,
+    resolve_compose_value,
     settings_from,
     stages,
 )
@@ -40,11 +43,35 @@ def test_compose_runs_one_container_per_service():
         assert svc["build"]["target"] == "service"
         assert compose_argv(svc) == [SERVICE_COMMAND, name]
         assert not svc.get("profiles"), f"{name} must start with a plain `docker compose up`"
-        for dep in ("kafka", "redis"):
+        needs = ("kafka",) if name in KAFKA_ONLY else ("kafka", "redis")
+        assert sorted(svc["depends_on"]) == sorted(needs), name
+        for dep in needs:
             assert svc["depends_on"][dep]["condition"] == "service_healthy", (name, dep)
     for name in SINGLETONS:
         svc = services[name]
         assert svc.get("scale", 1) == 1 and svc.get("deploy", {}).get("replicas", 1) == 1, name
+
+
+def test_every_service_is_healthy_when_ready():
+    """Healthy (what ``depends_on: service_healthy`` waits for) means /readyz answers 200: on the
+    metrics port, and for the dashboard on its page's port, so the page itself is served."""
+    for name in SERVICES:
+        check = compose()["services"][name]["healthcheck"]
+        assert check["test"][0] == "CMD" and not check.get("disable"), name
+        probe = " ".join(check["test"][1:])
+        variable, port = ("DASHBOARD_PORT", PAGE_PORT) if name == "dashboard" else ("METRICS_PORT", METRICS_PORT)
+        assert "/readyz" in probe and f"'{PREFIX}{variable}') or '{port}'" in probe, (name, probe)
+
+
+def test_the_dashboard_publishes_its_page(monkeypatch):
+    dash = compose()["services"]["dashboard"]
+    env = {k: v for k, v in compose_env(dash).items() if k.startswith(PREFIX)}
+    assert settings_from(env, monkeypatch).dashboard_port == PAGE_PORT
+    (published,) = dash["ports"]
+    assert resolve_compose_value(published) == f"{PAGE_PORT}:{PAGE_PORT}"
+    # One variable moves both sides, so the container side is always where the app listens.
+    variable = dash["environment"][f"{PREFIX}DASHBOARD_PORT"]
+    assert published == f"{variable}:{variable}"
 
 
 def test_every_build_target_is_a_dockerfile_stage_and_each_image_name_one_target():

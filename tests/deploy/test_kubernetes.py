@@ -7,6 +7,7 @@ from __future__ import annotations
 from tests.deploy.files import (
     K8S,
     METRICS_PORT,
+    PAGE_PORT,
     PREFIX,
     SERVICES,
     SHARED_ENV,
@@ -93,13 +94,36 @@ def test_scoring_scales_out_within_the_partitions():
 
 
 def test_metrics_service_reaches_every_pod():
-    (svc,) = k8s_objects("Service").values()
+    (svc,) = [s for s in k8s_objects("Service").values() if METRICS_PORT in {p["port"] for p in s["spec"]["ports"]}]
     ports = {p["port"] for p in svc["spec"]["ports"]}
     assert METRICS_PORT in ports
     selector = svc["spec"]["selector"].items()
     for name, dep in deployments().items():
         assert selector <= dep["spec"]["template"]["metadata"]["labels"].items(), name
     assert int(configmap()[f"{PREFIX}METRICS_PORT"]) == METRICS_PORT
+
+
+def test_the_dashboard_page_is_served_by_ready_replicas_only(monkeypatch):
+    dep = deployments()["dashboard"]
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert {"name": "http", "containerPort": PAGE_PORT} in [{k: p[k] for k in ("name", "containerPort")}
+                                                           for p in c["ports"]]
+    assert settings_from(configmap(), monkeypatch).dashboard_port == PAGE_PORT
+    # Ready = the page's own server answers /readyz (group joined, tables recovered).
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    # Replicas forward to the owner of the counts at the URL it announces: its pod IP.
+    (host,) = [e for e in c["env"] if e["name"] == f"{PREFIX}DASHBOARD_HOST"]
+    assert host["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    # The page's Service selects the dashboard's pods only, on its page port.
+    labels = dep["spec"]["template"]["metadata"]["labels"].items()
+    services = k8s_objects("Service").values()
+    (page,) = [s for s in services if "http" in {p.get("targetPort") for p in s["spec"]["ports"]}]
+    assert page["spec"]["selector"].items() <= labels
+    others = [d for name, d in deployments().items() if name != "dashboard"]
+    assert not any(page["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+                   for d in others)
+    assert page["metadata"]["namespace"] == dep["metadata"]["namespace"]
 
 
 def test_kustomization_lists_every_manifest():

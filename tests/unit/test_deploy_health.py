@@ -2,7 +2,10 @@
 
 Kubernetes: startup and liveness on /healthz, readiness on /readyz, all on the metrics port,
 with a start-up budget that covers the wait for Kafka and Redis. Compose: a service is
-healthy when ready. The image's HEALTHCHECK: liveness. Prometheus's config passes promtool.
+healthy when ready. The dashboard is ready when its page's own server says so: its
+readiness probe and healthcheck ask /readyz on the page's port
+(tests/integration/test_dashboard_probes.py serves it). The image's HEALTHCHECK: liveness.
+Prometheus's config passes promtool.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ yaml = pytest.importorskip("yaml", reason="PyYAML comes with the dev extra")
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-SERVICES = ("ingest", "features", "scoring", "learner", "monitor")
+SERVICES = ("ingest", "features", "scoring", "learner", "monitor", "dashboard")
+READY_ON = {"dashboard": (6066, "FRAUDSTREAM_DASHBOARD_PORT")}
+"""Where a service's readiness is asked, when not on the metrics port (9100, FRAUDSTREAM_METRICS_PORT)."""
 
 
 def containers() -> dict[str, dict]:
@@ -44,7 +49,8 @@ def test_every_deployment_probes_healthz_and_readyz_on_the_metrics_port():
         for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             get = c[probe]["httpGet"]
             assert get["path"] == path, (name, probe)
-            assert port_names.get(get["port"], get["port"]) == 9100, (name, probe)
+            port = READY_ON.get(name, (9100,))[0] if probe == "readinessProbe" else 9100
+            assert port_names.get(get["port"], get["port"]) == port, (name, probe)
         startup = c["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= Settings().startup_wait_s, (
             f"{name}: the startup probe gives up before the service stops waiting for Kafka/Redis")
@@ -56,7 +62,8 @@ def test_compose_services_are_healthy_when_ready():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for name in SERVICES:
         test = services[name]["healthcheck"]["test"]
-        assert test[:2] == ["CMD", "python"] and "/readyz" in test[-1] and "FRAUDSTREAM_METRICS_PORT" in test[-1], name
+        variable = READY_ON.get(name, (9100, "FRAUDSTREAM_METRICS_PORT"))[1]
+        assert test[:2] == ["CMD", "python"] and "/readyz" in test[-1] and variable in test[-1], name
     assert services["simulator"]["healthcheck"] == {"disable": True}
 
 
