@@ -10,11 +10,21 @@ A batch is one script call (one per Cluster slot under Redis Cluster), in one ro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from shared.redis import AsyncRedis, key, slot_groups
 from shared.settings import Settings
 
 SCRIPT = (Path(__file__).parent / "dedup.lua").read_text()
+
+
+class Claims(Protocol):
+    """The port ingest needs from its store: claim transaction ids for the records that carry them."""
+
+    async def claim(self, claims: list[tuple[str, str, str]]) -> list[bool]:
+        """``(kind, tx_id, origin)`` → True where this origin owns the id: the first to claim it,
+        or the same record delivered again (a redelivery must be published again, not dropped)."""
+        ...
 
 
 class Deduplicator:

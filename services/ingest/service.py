@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
-from services.ingest.dedup import Deduplicator
+from services.ingest.dedup import Claims, Deduplicator
 from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from shared.boundary import dispatch
 from shared.codec import encode
@@ -26,7 +26,7 @@ INPUTS = (TRANSACTIONS_RAW, LABELS_RAW)
 
 
 class Ingest:
-    def __init__(self, settings: Settings, dedup: Deduplicator):
+    def __init__(self, settings: Settings, dedup: Claims):
         self.settings = settings
         self.dedup = dedup
         self.limits = Limits.from_settings(settings)
