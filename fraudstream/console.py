@@ -55,23 +55,27 @@ def line(event: ev.Event) -> str:
     return RENDER[type(event)](event)
 
 
-async def tail(settings: Settings, topic: str, from_beginning: bool, limit: int | None, emit=print) -> None:
-    """Follow a topic and print each event as one line; undecodable records say so."""
+async def tail(settings: Settings, topic: str, from_beginning: bool, limit: int | None, emit=print,
+               stop: asyncio.Event | None = None) -> int:
+    """Follow a topic and print each event as one line (undecodable records say so), until
+    ``stop`` is set or ``limit`` records are printed: exactly ``limit``, however many a poll
+    brings. Returns how many were printed."""
     event_type = TOPICS[topic].event
     consumer = make_consumer(settings, topic, group=None,
                              auto_offset_reset="earliest" if from_beginning else "latest")
-    await consumer.start()
     seen = 0
     try:
-        while limit is None or seen < limit:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    try:
-                        emit(line(decode(record.value, event_type)))
-                    except DecodeError as exc:
-                        emit(f"?? offset {record.offset}: {exc}")
-                    seen += 1
-    except asyncio.CancelledError:
-        pass
+        await consumer.start()  # inside the try: a failed start still closes the client
+        while (limit is None or seen < limit) and not (stop is not None and stop.is_set()):
+            polled = await consumer.getmany(timeout_ms=500, max_records=None if limit is None else limit - seen)
+            for record in (r for batch in polled.values() for r in batch):
+                if limit is not None and seen >= limit:
+                    break
+                try:
+                    emit(line(decode(record.value, event_type)))
+                except DecodeError as exc:
+                    emit(f"?? offset {record.offset}: {exc}")
+                seen += 1
     finally:
         await consumer.stop()
+    return seen

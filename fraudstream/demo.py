@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from shared.codec import DecodeError, decode
+from shared.events import Score
 from shared.kafka import make_consumer
 from shared.settings import Settings
 from fraudstream.stack import LocalStack
 from shared.topics import ALERTS, DEADLETTER, MODEL_VERSIONS, SCORES, TOPICS, DRIFT_EVENTS, TRANSACTIONS_VALID
 from fraudstream.console import line
+from fraudstream.processes import start_services, stop_services
 from fraudstream.simulator.publish import Progress, publish
 from fraudstream.simulator.traffic import SimulatorConfig
 
@@ -24,29 +24,6 @@ DEMO_ENV = {"FRAUDSTREAM_PUBLISH_EVERY_S": "10", "FRAUDSTREAM_PUBLISH_EVERY_LABE
 WATCHED = (TRANSACTIONS_VALID, SCORES, ALERTS, DEADLETTER, MODEL_VERSIONS, DRIFT_EVENTS)
 LOUD = {ALERTS, MODEL_VERSIONS, DRIFT_EVENTS, DEADLETTER}
 """Topics whose every event is printed; the others are counted."""
-
-
-def start_services(names: list[str], env: dict[str, str], logdir: Path) -> list[subprocess.Popen]:
-    procs = []
-    for name in names:
-        log = open(logdir / f"{name}.log", "ab")
-        procs.append(subprocess.Popen([sys.executable, "-m", "services", name],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT))
-    return procs
-
-
-def stop_services(procs: list[subprocess.Popen], grace_s: float = 15.0) -> None:
-    """SIGTERM (services drain and commit), then SIGKILL whatever is left after ``grace_s``."""
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + grace_s
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 class LiveView:
@@ -77,7 +54,7 @@ class LiveView:
             event = decode(record.value, TOPICS[topic].event)
         except DecodeError:
             return
-        if topic == SCORES:
+        if topic == SCORES and isinstance(event, Score):
             self.decisions[event.decision] += 1
             self.model = event.model_version
             if "received" in event.stages:

@@ -1,4 +1,13 @@
-"""Process lifecycle every entry point shares: logging set-up and stopping on a signal."""
+"""Process lifecycle every entry point shares: logging set-up and stopping on a signal.
+
+With ``FRAUDSTREAM_LOG_FORMAT=json`` each log record is one JSON object on one line, so a
+log shipper needs no multi-line parsing (a traceback goes into the ``exc`` field):
+
+>>> record = logging.LogRecord("services.ingest", logging.WARNING, __file__, 1, "refused %d", (3,), None)
+>>> record.created = 0.0
+>>> JsonFormatter().format(record)
+'{"ts":"1970-01-01T00:00:00.000Z","level":"WARNING","logger":"services.ingest","message":"refused 3"}'
+"""
 
 from __future__ import annotations
 
@@ -6,19 +15,42 @@ import asyncio
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import Awaitable, Callable
+
+import orjson
 
 from shared.settings import Settings
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts (UTC, ms), level, logger, message, and exc when raised."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(entry).decode()
+
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     # aiokafka's INFO is one line per rebalance step: kept only when debugging
     logging.getLogger("aiokafka").setLevel(logging.INFO if settings.log_level.upper() == "DEBUG" else logging.WARNING)
 
 
-def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[object]]) -> None:
     """Run ``main(stop)`` and set ``stop`` on SIGINT/SIGTERM, so services drain and commit."""
 
     async def runner() -> None:

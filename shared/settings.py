@@ -118,3 +118,7 @@ class Settings(BaseSettings):
 
     def group(self, service: str) -> str:
         return f"{self.topic_prefix}fraudstream-{service}"
+
+    # --- log output (shared/lifecycle.py)
+    log_format: str = Field("text", pattern="^(text|json)$")
+    """``json``: one JSON object per log line (time, level, logger, message), for log shippers."""

@@ -91,6 +91,7 @@ async def _score_one(record: ConsumerRecord, settings: Settings, store: FeatureS
         letter = dead_letter(settings, "bench-naive", record, str(exc))
         return letter.topic, letter.value
     (features,) = await store.apply([tx])
+    assert features is not None  # None only answers a transaction flagged late, and none is
     p = model.river.predict_proba_one(features.features).get(True, 0.0)
     score = Score(tx_id=tx.tx_id, card_id=tx.card_id, ts=tx.ts, score=p, decision=decide(p, settings),
                   model_version="naive", reasons=[])

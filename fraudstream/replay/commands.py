@@ -162,7 +162,7 @@ async def _replay_with_bar(run_replay, settings: Settings, source: Source, max_i
 def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: int):
     from shared.kafka import ensure_topics
     from fraudstream.stack import LocalStack
-    from fraudstream.demo import start_services, stop_services
+    from fraudstream.processes import start_services, stop_services
 
     base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
     with LocalStack(base) as stack:

@@ -1,0 +1,62 @@
+"""Dev: measure the services (bench) and keep the exported event schemas current."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from shared.settings import Settings
+
+PANEL = "Develop"
+
+
+def register(app: typer.Typer) -> None:
+    for command in (bench, schemas):
+        app.command(rich_help_panel=PANEL)(command)
+
+
+def bench(
+    stage: Annotated[str, typer.Argument(
+        help="full (every service, labels flowing, and the baselines), ingest, features, pipeline or scoring")] = "full",
+    events: Annotated[Optional[int], typer.Option(
+        help="backlog size for the throughput run [default: 100,000 for ingest, else 30,000]")] = None,
+    offered: Annotated[Optional[float], typer.Option(
+        help="offered load for the latency run, transactions/s [default: half the throughput just measured]")] = None,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 20.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
+) -> None:
+    """Measure a stage's throughput (draining a backlog) and latency at a fixed load, on the local stack."""
+    import dataclasses
+    import json
+
+    from fraudstream.bench import DEFAULT_EVENTS, STAGES, run_bench
+    from fraudstream.stack import LocalStack
+
+    if stage not in STAGES:
+        raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+    base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
+    with LocalStack(base) as stack:
+        figures = asyncio.run(run_bench(stack.settings, stack.env(), stack.workdir, stage,
+                                        events or DEFAULT_EVENTS[stage], offered, latency_seconds))
+    typer.echo(json.dumps(dataclasses.asdict(figures)) if as_json else "\n".join(figures.lines()))
+
+
+def schemas(
+    out: Annotated[Optional[Path], typer.Option(help="directory (default: the repo's schemas/)")] = None,
+    check: Annotated[bool, typer.Option(help="only check the committed files are current")] = False,
+) -> None:
+    """Export the JSON Schema of every event (or check the exported files are current)."""
+    from fraudstream import schemas as schema_files
+
+    if check:
+        stale = schema_files.drift(*(p for p in [out] if p))
+        if stale:
+            typer.echo(f"stale schemas: {', '.join(stale)}", err=True)
+            raise typer.Exit(1)
+        typer.echo("schemas are current")
+        return
+    for path in schema_files.write(*(p for p in [out] if p)):
+        typer.echo(f"wrote {path}")

@@ -1,0 +1,111 @@
+"""Run: the demo, one service, the local stack, simulated traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from services import SERVICES
+from shared.lifecycle import configure_logging, run_until_signal
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from fraudstream.simulator.traffic import SimulatorConfig
+
+PANEL = "Run"
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, service, stack, simulate):
+        app.command(rich_help_panel=PANEL)(command)
+
+
+def service(name: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]) -> None:
+    """Run one service (what a container runs; there it is `fraudstream-service NAME`)."""
+    from services.__main__ import main as run_service_main
+
+    if name not in SERVICES:
+        raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
+    raise typer.Exit(run_service_main([name]))
+
+
+def stack(
+    kafka_port: Annotated[Optional[int], typer.Option(help="broker port (default: a free one)")] = None,
+) -> None:
+    """Bring up a local broker and Redis, create the topics, print the settings to export; Ctrl-C stops.
+
+    A Redis that already answers on the configured URL is reused."""
+    from fraudstream.stack import LocalStack
+
+    settings = Settings()
+    configure_logging(settings)
+    with LocalStack(settings, kafka_port=kafka_port) as running:
+        for name, value in running.env().items():
+            if name.startswith("FRAUDSTREAM_"):
+                typer.echo(f"export {name}={value}")
+        typer.echo("# local stack is up; Ctrl-C stops it", err=True)
+        run_until_signal(lambda stop: stop.wait())
+
+
+def _sim_config(seed: int, cards: int, merchants: int, fraud_rate: float, label_delay_h: float,
+                drift_after: Optional[int]) -> SimulatorConfig:
+    from datetime import timedelta
+
+    from fraudstream.simulator.traffic import SimulatorConfig
+
+    return SimulatorConfig(seed=seed, n_cards=cards, n_merchants=merchants, fraud_rate=fraud_rate,
+                           label_delay_mean=timedelta(hours=label_delay_h), label_delay_sigma=0.5,
+                           drift_at=drift_after)
+
+
+Seed = Annotated[int, typer.Option(help="random seed: the same seed gives the same traffic")]
+Cards = Annotated[int, typer.Option(help="cards in the simulated population")]
+Merchants = Annotated[int, typer.Option(help="merchants in the simulated population")]
+FraudRate = Annotated[float, typer.Option(help="share of transactions that are fraud")]
+LabelDelay = Annotated[float, typer.Option("--label-delay-hours", help="mean chargeback delay, simulated hours")]
+DriftAfter = Annotated[Optional[int], typer.Option(help="inject drift after this many transactions")]
+
+
+def simulate(
+    rate: Annotated[float, typer.Option(help="transactions per second")] = 200.0,
+    count: Annotated[Optional[int], typer.Option(help="stop after this many transactions")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
+    csv: Annotated[Optional[Path], typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
+    seed: Seed = 7, cards: Cards = 10_000, merchants: Merchants = 1_000, fraud_rate: FraudRate = 0.007,
+    label_delay_hours: LabelDelay = 48.0, drift_after: DriftAfter = None,
+) -> None:
+    """Publish seeded card traffic and delayed labels to transactions.raw / labels.raw (or a CSV)."""
+    config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
+    if csv is not None:
+        from fraudstream.simulator.traffic import simulate as stream
+        from fraudstream.simulator.traffic import write_csv
+
+        rows = write_csv(stream(config, count or 100_000), csv)
+        typer.echo(f"wrote {rows} transactions to {csv}")
+        return
+    from fraudstream.simulator.publish import publish
+
+    settings = Settings()
+    configure_logging(settings)
+    tick = lambda p: typer.echo(f"\r{p.transactions} transactions, {p.labels} labels, {p.elapsed_s:.0f}s", nl=False)
+    run_until_signal(lambda stop: publish(settings, config, rate, stop, count, duration, on_tick=tick))
+    typer.echo()
+
+
+def up(
+    rate: Annotated[float, typer.Option(help="simulated transactions per second")] = 200.0,
+    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds (default: until Ctrl-C)")] = None,
+    external: Annotated[bool, typer.Option(help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,
+    seed: Seed = 7, cards: Cards = 5_000, merchants: Merchants = 500, fraud_rate: FraudRate = 0.01,
+    label_delay_hours: LabelDelay = 6.0, drift_after: DriftAfter = None,
+) -> None:
+    """The demo: broker, Redis, every service, simulated traffic, live scores and alerts."""
+    from fraudstream.demo import run_demo
+
+    base = Settings() if external else Settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
+    configure_logging(base)
+    config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
+    run_until_signal(lambda stop: run_demo(base, list(SERVICES), config, rate, duration, external, stop))
+    typer.echo("stopped; services and the local stack are shut down")
