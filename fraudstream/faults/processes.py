@@ -54,20 +54,32 @@ class Fleet:
         self.replicas.append(replica)
         return replica
 
+    def consuming(self, name: str) -> int:
+        """How many times a replica of ``name`` said it started consuming (its log line)."""
+        path = self.logdir / f"{name}.log"
+        return path.read_text(errors="replace").count(f"{name}: consuming") if path.exists() else 0
+
+    def wait_consuming(self, name: str, times: int, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.consuming(name) < times:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not start consuming within {timeout_s}s")
+            time.sleep(0.05)  # a child process starting: its log is all there is to poll
+
     def running(self, name: str) -> list[Service]:
         return [r for r in self.replicas if r.name == name and r.process.poll() is None]
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> Service:
-        """Send ``sig`` to the newest running replica of ``name``."""
-        replica = self.running(name)[-1]
+    def kill(self, name: str, sig: int = signal.SIGKILL, oldest: bool = False) -> Service:
+        """Send ``sig`` to the newest (or oldest) running replica of ``name``."""
+        replica = self.running(name)[0 if oldest else -1]
         replica.ended_on_purpose = True
         replica.process.send_signal(sig)
         return replica
 
-    def terminate(self, name: str, timeout_s: float) -> tuple[int | None, float]:
-        """SIGTERM the newest replica; its exit code (None: still running at ``timeout_s``) and
-        how long it took."""
-        replica = self.kill(name, signal.SIGTERM)
+    def terminate(self, name: str, timeout_s: float, oldest: bool = False) -> tuple[int | None, float]:
+        """SIGTERM the newest (or oldest) replica; its exit code (None: still running at
+        ``timeout_s``) and how long it took."""
+        replica = self.kill(name, signal.SIGTERM, oldest)
         started = time.monotonic()
         try:
             code = replica.process.wait(timeout=timeout_s)

@@ -111,12 +111,15 @@ async def redis_killed_idle(run: Run, workload: Workload) -> list[Poison]:
 
 
 def scale(name: str) -> Scenario:
-    """1 → 2 replicas at ``AT`` of the load, back to 1 (SIGTERM, graceful) a few seconds later."""
+    """1 → 2 replicas at ``AT`` of the load; once the new one consumes, the old one is
+    stopped (SIGTERM, graceful), leaving the new one alone with every partition."""
     async def scenario(run: Run, workload: Workload) -> list[Poison]:
         async def fault() -> None:
+            started = run.fleet.consuming(name)
             run.fleet.start(name)
-            await asyncio.sleep(workload.n / workload.rate * 0.3)
-            code, _ = await asyncio.to_thread(run.fleet.terminate, name, 20.0)
+            await asyncio.to_thread(run.fleet.wait_consuming, name, started + 1)
+            await asyncio.sleep(1.0)  # both replicas share the partitions for a moment
+            code, _ = await asyncio.to_thread(run.fleet.terminate, name, 20.0, True)
             if code != 0:
                 raise AssertionError(f"{name} scaled down with exit code {code}")
         await _with_fault(run, workload, fault)
