@@ -113,6 +113,8 @@ class Account:
     poison_dead_lettered: int = 0
     good_refused: list[str] = field(default_factory=list)
     wrong_reasons: list[str] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)
+    """Kinds of poison with no dead letter."""
     recovery_gap_s: float = 0.0
     """The longest a transaction waited from ingest to its score (received → scored)."""
     exits: list[tuple[str, int]] = field(default_factory=list)
@@ -201,6 +203,8 @@ def _judge_letters(result: Account, settings: Settings, emissions: list[Emission
             continue  # the same refusal again after a redelivery
         result.good_refused.append(f"{letter.service} {origin[0]}: {letter.error[:120]}")
     result.poison_dead_lettered = sum(answered.values())
+    kinds = {(p.record.topic, p.record.value or b""): p.kind for p in poison if p.reason is not None}
+    result.unanswered = sorted(kinds[o] for o in expected if answered[o] < expected[o])
 
 
 def is_label(value: bytes) -> bool:

@@ -39,14 +39,15 @@ class Run:
     """``async with Run(...) as run``: everything started; ``run.seen`` reads outputs back."""
 
     def __init__(self, name: str, bootstrap: str, workdir: Path, replicas: dict[str, int] | None = None,
-                 env: dict[str, str] | None = None, follow: tuple[str, ...] = (), read_back: bool = True):
+                 env: dict[str, str] | None = None, follow: tuple[str, ...] = (), read_back: bool = True,
+                 command: list[str] | None = None):
         self.name, self.workdir = name, workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.redis = AofRedis(workdir)
         self.bootstrap = bootstrap
         self.replicas = {name: 1 for name in SERVICES} | (replicas or {})
         self.extra_env = env or {}
-        self.follow, self.read_back = follow, read_back
+        self.follow, self.read_back, self.command = follow, read_back, command
         self.prefix = f"f{uuid.uuid4().hex[:8]}."
         self.warm: set[str] = set()
         """Transactions sent before the services were all up: not counted in the recovery gap."""
@@ -57,7 +58,7 @@ class Run:
         self.settings = Settings(**{k.removeprefix("FRAUDSTREAM_").lower(): v for k, v in env.items()
                                     if k.startswith("FRAUDSTREAM_")})
         await ensure_topics(self.settings)
-        self.fleet = Fleet(env, self.workdir)
+        self.fleet = Fleet(env, self.workdir, self.command)
         for service, n in self.replicas.items():
             for _ in range(n):
                 self.fleet.start(service)

@@ -41,13 +41,15 @@ class Service:
 class Fleet:
     """Services started as ``python -m services NAME`` with one environment and log directory."""
 
-    def __init__(self, env: dict[str, str], logdir: Path):
+    def __init__(self, env: dict[str, str], logdir: Path, command: list[str] | None = None):
         self.env, self.logdir = env, logdir
+        self.command = command or [sys.executable, "-m", "services"]
+        """What runs a service, its name appended (a wrapper can change client options)."""
         self.replicas: list[Service] = []
 
     def start(self, name: str) -> Service:
         log = open(self.logdir / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "services", name], env=self.env,
+        process = subprocess.Popen([*self.command, name], env=self.env,
                                    stdout=log, stderr=subprocess.STDOUT)
         log.close()  # the child holds its own descriptor
         replica = Service(name, process)
