@@ -17,10 +17,10 @@ from datetime import timedelta
 
 import pytest
 
+from services.features import service as features
 from shared.codec import decode, encode
 from shared.events import EnrichedTransaction, Transaction, utcnow
 from shared.topics import TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features import service as features
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration
