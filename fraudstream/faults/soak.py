@@ -14,6 +14,7 @@ those TTLs to minutes so the run reaches the steady state a long deployment reac
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 from collections import Counter
@@ -42,8 +43,10 @@ SOAK_ENV = {
     "FRAUDSTREAM_PUBLISH_EVERY_LABELS": "1000",
     "FRAUDSTREAM_RETRAIN_MIN_LABELS": "200",
     "FRAUDSTREAM_RETRAIN_MIN_LABELS_SINCE_DRIFT": "800",
+    "FRAUDSTREAM_RECENT_SCORES": "20000",
 }
-"""Production-like learning (sampling, retrains); TTLs short enough to reach a steady state."""
+"""Production-like learning (sampling, retrains); TTLs and the monitor's table of recent
+scores small enough that a run of minutes reaches the steady state of a long deployment."""
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -152,26 +155,33 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
 
 
 def plot(result: SoakResult, path: Path) -> None:
+    """Services on top, Redis and the broker below, linear MiB over minutes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
     for c in result.curves.values():
-        style = "--" if not c.judged else "-"
-        ax.plot([t / 60 for t, _ in c.points], [y for _, y in c.points], style,
-                label=f"{c.name} ({c.growth_per_hour():+.0f} MiB/h)")
-    ax.axvline(result.duration_s / 120, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("minutes (slopes fitted right of the dotted line)")
-    ax.set_ylabel("MiB")
-    ax.set_yscale("log")
-    ax.set_title(f"fraudstream soak: {result.duration_s / 60:.0f} min, {result.counts[SCORES]} transactions scored")
-    ax.legend(fontsize=8, loc="upper left", ncol=2)
+        ax = bottom if c.name.startswith(("redis", "broker")) else top
+        points = c.points[1:]  # the first sample catches processes still starting
+        ax.plot([t / 60 for t, _ in points], [y for _, y in points], "--" if not c.judged else "-",
+                label=f"{c.name}: {c.growth_per_hour():+.0f} MiB/h" + ("" if c.judged else " (not judged)"))
+    for ax, what in ((top, "service RSS"), (bottom, "Redis and broker")):
+        ax.axvline(result.duration_s / 120, color="grey", lw=0.8, ls=":")
+        ax.set_ylabel(f"{what}, MiB")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8, loc="upper left")
+    bottom.set_xlabel("minutes (slopes fitted right of the dotted line, over the second half)")
+    top.set_title(f"fraudstream soak: {result.duration_s / 60:.0f} min at {result.sent / result.duration_s:.0f} "
+                  f"records/s, {result.counts[SCORES]} transactions scored")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+    path.with_suffix(".json").write_text(json.dumps(
+        {c.name: {"judged": c.judged, "points": [[round(t, 1), round(y, 2)] for t, y in c.points]}
+         for c in result.curves.values()}))
 
 
 def soak_command(
@@ -181,8 +191,9 @@ def soak_command(
     max_growth: float = 50.0,
     png: Path = Path("docs/img/soak.png"),
 ) -> None:
-    """Run steady load for MINUTES, sample every process's memory, draw the curves (PNG) and
-    fail if any grows without bound (more than MAX_GROWTH MiB an hour over the second half)."""
+    """Run steady load for MINUTES, sample every process's memory, draw the curves (PNG, and
+    the samples beside it as JSON) and fail if any grows without bound (more than MAX_GROWTH
+    MiB an hour over the second half)."""
     import typer
 
     workdir = Path(tempfile.mkdtemp(prefix="fraudstream-soak-"))
