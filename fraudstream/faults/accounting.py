@@ -20,7 +20,7 @@ from shared.codec import DecodeError, decode
 from shared.events import DeadLetter, EnrichedTransaction, Label, ModelVersionPublished, Score, Transaction
 from shared.kafka import make_consumer
 from shared.settings import Settings
-from shared.topics import DEADLETTER, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
+from shared.topics import DEADLETTER, LABELS, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
 
 WATCHED = (SCORES, DEADLETTER, MODEL_VERSIONS, TRANSACTIONS_ENRICHED)
 
@@ -91,8 +91,23 @@ class ReadBack:
         return True
 
 
-def letter_origin(letter: DeadLetter, settings: Settings) -> tuple[str, bytes]:
-    return letter.topic.removeprefix(settings.topic_prefix), letter.payload
+def letter_origin(letter: DeadLetter, settings: Settings) -> tuple[str, bytes | str]:
+    """What a dead letter refused: ingest's carry the producer's bytes (topic, bytes); a later
+    stage's carry the event as ingest passed it on, known by its tx_id (topic, tx_id)."""
+    topic = letter.topic.removeprefix(settings.topic_prefix)
+    if letter.service == "ingest":
+        return topic, letter.payload
+    try:
+        return topic, orjson.loads(letter.payload)["tx_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return topic, letter.payload  # not an event at all: refused at a later boundary
+
+
+def poison_origin(poison) -> tuple[str, bytes | str]:
+    """Where a poison record's dead letter comes from, in :func:`letter_origin`'s terms."""
+    if poison.reason.startswith("unknown or expired tx_id"):  # refused by the learner, off ``labels``
+        return LABELS, orjson.loads(poison.record.value)["tx_id"]
+    return poison.record.topic, poison.record.value or b""
 
 
 @dataclass
@@ -186,8 +201,9 @@ def account(run: str, settings: Settings, emissions: list[Emission], seen: ReadB
 
 def _judge_letters(result: Account, settings: Settings, emissions: list[Emission], seen: ReadBack,
                    poison: list) -> None:
-    expected = Counter((p.record.topic, p.record.value or b"") for p in poison if p.reason is not None)
-    reasons = {(p.record.topic, p.record.value or b""): p.reason for p in poison if p.reason is not None}
+    refused = [p for p in poison if p.reason is not None]
+    expected = Counter(poison_origin(p) for p in refused)
+    reasons = {poison_origin(p): p.reason for p in refused}
     result.poison_expected = sum(expected.values())
     answered: Counter = Counter()
     for letter in seen.letters:
@@ -203,7 +219,7 @@ def _judge_letters(result: Account, settings: Settings, emissions: list[Emission
             continue  # the same refusal again after a redelivery
         result.good_refused.append(f"{letter.service} {origin[0]}: {letter.error[:120]}")
     result.poison_dead_lettered = sum(answered.values())
-    kinds = {(p.record.topic, p.record.value or b""): p.kind for p in poison if p.reason is not None}
+    kinds = {poison_origin(p): p.kind for p in refused}
     result.unanswered = sorted(kinds[o] for o in expected if answered[o] < expected[o])
 
 
