@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 import orjson
@@ -178,7 +179,7 @@ def features_off(emissions: list[Emission], enriched: dict[str, EnrichedTransact
 
 
 def account(run: str, settings: Settings, emissions: list[Emission], seen: ReadBack,
-            poison: list | None = None, warm: set[str] = frozenset()) -> Account:
+            poison: list | None = None, warm: Set[str] = frozenset()) -> Account:
     """Every good transaction scored, every label learned once, every poison refused."""
     good_txs = [e.event for e in emissions if isinstance(e.event, Transaction)]
     legit = [p.record for p in poison or [] if p.reason is None]

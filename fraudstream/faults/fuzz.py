@@ -4,6 +4,7 @@ producer can bend them (bytes flipped, cut, fields dropped, types swapped, value
 Each input is one record; a run accounts for every one as accepted by ingest (then scored
 or dead-lettered downstream) or dead-lettered by ingest, with its reason.
 
+>>> from datetime import UTC
 >>> t = datetime(2026, 6, 1, tzinfo=UTC)
 >>> inputs = generate(200, seed=1, now=t)
 >>> len(inputs), len({i.value for i in inputs if i.value}) > 150
@@ -29,8 +30,10 @@ LABEL_SHARE = 0.2
 """Share of inputs sent to ``labels.raw``."""
 VALID_SHARE = 0.35
 """Share of inputs left valid (the rest are mutated)."""
-WEIRD_VALUES = (None, "", " ", 0, -1, 1e308, -1e308, 2**63, "NaN", "Infinity", True, [], {}, [1, "a"],
-                {"a": None}, "\u0000", "\U0001f4b3" * 50, "x" * 5000, "2026-13-45T25:61:00Z", 1.5e-320)
+WEIRD_VALUES: tuple[object, ...] = (
+    None, "", " ", 0, -1, 1e308, -1e308, 2**63, "NaN", "Infinity", True, [], {}, [1, "a"],
+    {"a": None}, "\u0000", "\U0001f4b3" * 50, "x" * 5000, "2026-13-45T25:61:00Z", 1.5e-320,
+)
 
 
 def _transaction(rng: random.Random, i: int, now: datetime) -> dict:

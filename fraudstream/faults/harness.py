@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
+from collections.abc import Set
 from pathlib import Path
 
 from fraudstream.faults.accounting import ReadBack, expected_labels
@@ -54,9 +55,10 @@ class Run:
 
     async def __aenter__(self) -> Run:
         self.redis.start()
-        env = service_env(os.environ, self.bootstrap, self.redis.url, self.prefix, RUN_ENV | self.extra_env)
-        self.settings = Settings(**{k.removeprefix("FRAUDSTREAM_").lower(): v for k, v in env.items()
-                                    if k.startswith("FRAUDSTREAM_")})
+        env = service_env(dict(os.environ), self.bootstrap, self.redis.url, self.prefix, RUN_ENV | self.extra_env)
+        fields: dict = {k.removeprefix("FRAUDSTREAM_").lower(): v for k, v in env.items()
+                        if k.startswith("FRAUDSTREAM_")}
+        self.settings = Settings(**fields)
         await ensure_topics(self.settings)
         self.fleet = Fleet(env, self.workdir, self.command)
         for service, n in self.replicas.items():
@@ -73,7 +75,7 @@ class Run:
         self.exit_codes = self.fleet.stop()
         self.redis.stop()
 
-    async def settled(self, workload: Workload, extra_scored: set[str] = frozenset(), letters: int = 0,
+    async def settled(self, workload: Workload, extra_scored: Set[str] = frozenset(), letters: int = 0,
                       timeout_s: float = 90.0) -> bool:
         """Wait until every transaction is scored, every label learned and ``letters`` dead
         letters are in; then a quiet while, so a label learned twice would show."""

@@ -76,7 +76,9 @@ async def send_stream(settings: Settings, emissions: Iterator[Emission], scale: 
     sender, sent = Sender(producer), Sent()
     pending = next(emissions, None)
     try:
-        t0 = pending.at if pending is not None else None
+        if pending is None:
+            return sent
+        t0 = pending.at
         while pending is not None and not (stop and stop.is_set()):
             due = t0 + timedelta(seconds=(time.monotonic() - sent.started) * scale)
             batch = []

@@ -40,7 +40,8 @@ def burst(workload: Workload, seed: int = 5) -> list[Poison]:
     """About forty poison records of every kind, built from the workload's own events."""
     rng = random.Random(seed)
     txs, labels = workload.transactions, workload.labels
-    tx, label = txs[len(txs) // 2], labels[len(labels) // 2]
+    tx: Transaction = txs[len(txs) // 2]
+    label: Label = labels[len(labels) // 2]
     key = tx.card_id.encode()
     now = utcnow()
     out: list[Poison] = []
@@ -79,8 +80,8 @@ def burst(workload: Workload, seed: int = 5) -> list[Poison]:
     add(TRANSACTIONS_RAW, encode(skewed), "clock minutes ahead (legitimate)", None, k=b"card-skewed-clock")
     for dup in txs[:3]:
         add(TRANSACTIONS_RAW, encode(dup), "duplicate transaction", "duplicate", k=dup.card_id.encode())
-    for dup in labels[:2]:
-        add(LABELS_RAW, encode(dup), "duplicate label", "duplicate", k=dup.card_id.encode())
+    for resent in labels[:2]:
+        add(LABELS_RAW, encode(resent), "duplicate label", "duplicate", k=resent.card_id.encode())
     for i in range(3):
         ghost = Label(tx_id=f"p-ghost-{i}", card_id=label.card_id, is_fraud=bool(i % 2),
                       labelled_at=label.labelled_at, source="chargeback")

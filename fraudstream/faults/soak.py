@@ -127,7 +127,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
     with LocalStack(Settings(partitions=2)) as stack:
         broker_pid = stack.processes[0].pid
         async with Run("soak", stack.settings.kafka_bootstrap, workdir, env=SOAK_ENV, read_back=False) as run:
-            stop, counts = asyncio.Event(), Counter()
+            stop, counts = asyncio.Event(), Counter[str]()
             counter = asyncio.create_task(_count(run.settings, counts, stop))
             sender = asyncio.create_task(send_stream(run.settings, simulate(config, int(duration_s * rate)), scale,
                                                      stop=stop))
