@@ -18,11 +18,12 @@ import sys
 import time
 from datetime import timedelta
 
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features.definitions import Refused
 from services.features.reference import ReferenceFeatures
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
-from shared.topics import TRANSACTIONS_RAW
+from shared.events import Transaction
 
 Event = tuple[str, str, dict[str, float] | None, bool]
 """("tx" or "label", tx_id, features of a transaction, is_fraud)"""
@@ -37,14 +38,18 @@ def labelled_stream(n: int, seed: int = 7) -> tuple[list[Event], float]:
     (300, 0.1)
     """
     config = SimulatorConfig(seed=seed, n_cards=5_000, n_merchants=500, label_delay_mean=timedelta(hours=6))
-    features, events = ReferenceFeatures(), []
+    features = ReferenceFeatures()
+    events: list[Event] = []
     for emission in simulate(config, n_transactions=n):
-        if emission.topic == TRANSACTIONS_RAW:
-            x = features.apply(emission.event).features
-            events.append(("tx", emission.event.tx_id, x, emission.fraud_pattern is not None))
+        event = emission.event
+        if isinstance(event, Transaction):
+            applied = features.apply(event)
+            if isinstance(applied, Refused):  # the simulator emits in event time: never too late
+                raise ValueError(f"simulated transaction {event.tx_id} refused: {applied.reason}")
+            events.append(("tx", event.tx_id, applied.features, emission.fraud_pattern is not None))
         else:
-            features.apply_label(emission.event)
-            events.append(("label", emission.event.tx_id, None, emission.event.is_fraud))
+            features.apply_label(event)
+            events.append(("label", event.tx_id, None, event.is_fraud))
     return events, config.genuine_label_share
 
 
@@ -52,10 +57,12 @@ def run(model: FraudModel, events: list[Event], genuine_weight: float = 1.0) -> 
     """Score each transaction, learn each label: the metrics over all transactions, the
     average precision over the second half (once models have warmed up), µs/event, size."""
     n = sum(kind == "tx" for kind, *_ in events)
-    tracker, second_half, waiting, cpu = Prequential(window=n), Prequential(window=n // 2), {}, 0.0
+    tracker, second_half, cpu = Prequential(window=n), Prequential(window=n // 2), 0.0
+    waiting: dict[str, dict[str, float]] = {}
     for kind, tx_id, x, is_fraud in events:
         start = time.process_time()
         if kind == "tx":
+            assert x is not None  # a transaction always carries its features
             score = model.score(x)
             waiting[tx_id] = x
         else:

@@ -15,8 +15,8 @@ redriven twice (or whose transaction got through since) is not counted twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from aiokafka import TopicPartition
 

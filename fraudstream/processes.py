@@ -2,6 +2,14 @@
 
 Each service runs as ``python -m services NAME`` with its own environment and its output in
 ``LOGDIR/NAME.log``; stopping sends SIGTERM first so a service drains its batch and commits.
+
+Processes on one host cannot share a port, so with ``metrics_base`` each service serves
+``/metrics``, ``/healthz`` and ``/readyz`` on its own: the base port plus its index.
+
+>>> service_env(["ingest", "scoring"], {"X": "1"}, metrics_base=9100)["scoring"]
+{'X': '1', 'FRAUDSTREAM_METRICS_PORT': '9101'}
+>>> service_env(["ingest"], {"FRAUDSTREAM_METRICS_PORT": "9000"}, metrics_base=None)["ingest"]
+{'FRAUDSTREAM_METRICS_PORT': '9000'}
 """
 
 from __future__ import annotations
@@ -12,13 +20,27 @@ import time
 from pathlib import Path
 
 
-def start_services(names: list[str], env: dict[str, str], logdir: Path) -> list[subprocess.Popen]:
+def service_env(names: list[str], env: dict[str, str], metrics_base: int | None) -> dict[str, dict[str, str]]:
+    """Each service's environment: ``env``, with its own metrics port when ``metrics_base`` is
+    given (one shared ``FRAUDSTREAM_METRICS_PORT`` makes all but the first fail: address in use)."""
+    if metrics_base is None:
+        return {name: dict(env) for name in names}
+    return {name: env | {"FRAUDSTREAM_METRICS_PORT": str(metrics_base + i)} for i, name in enumerate(names)}
+
+
+def metrics_ports(names: list[str], metrics_base: int | None) -> dict[str, int]:
+    """Where each service started with ``metrics_base`` serves its metrics and health."""
+    return {} if metrics_base is None else {name: metrics_base + i for i, name in enumerate(names)}
+
+
+def start_services(names: list[str], env: dict[str, str], logdir: Path,
+                   metrics_base: int | None = None) -> list[subprocess.Popen]:
     """Start each named service in its own process; the caller owns (and must stop) them."""
     procs = []
-    for name in names:
+    for name, own_env in service_env(names, env, metrics_base).items():
         with open(logdir / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
             procs.append(subprocess.Popen([sys.executable, "-m", "services", name],
-                                          env=env, stdout=log, stderr=subprocess.STDOUT))
+                                          env=own_env, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
 

@@ -115,13 +115,13 @@ class LocalStack:
         self.processes: list[subprocess.Popen] = []
         self.settings = settings
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, timeout_s: float = 30.0) -> "LocalStack":
+    def start(self, timeout_s: float = 30.0) -> LocalStack:
         bootstrap = self._start_broker()
         redis_url = self._start_redis()
         # A fresh (empty) broker must not meet state of an earlier run in a shared Redis:

@@ -11,4 +11,5 @@ SERVICES = {
     "scoring": "services.scoring.service",
     "learner": "services.learner.service",
     "monitor": "services.monitor.service",
+    "dashboard": "services.dashboard.service",
 }

@@ -6,8 +6,8 @@ import importlib
 import sys
 
 from services import SERVICES
+from shared.health_server import serve
 from shared.lifecycle import configure_logging, run_until_signal
-from shared.metrics import serve
 from shared.settings import Settings
 
 

@@ -1,6 +1,8 @@
 """Where consumed bytes become events: decoded once, by the topic table, before any handler.
 
-Each record is decoded as its topic's event type (``TOPICS[name].event``); one that does
+Each record is decoded as its topic's event type (``TOPICS[name].event``): in full on a
+topic that people or other systems write to, by shape on one only our services write to
+(``shared/trusted.py``: they were validated in full once, by ingest). One that does
 not decode (malformed JSON, a wrong field, a tombstone, zero bytes) is dead-lettered here
 with its reason and its topic/partition/offset, and the handler never sees it. Handlers
 get :class:`Inbound` items and route them by topic through a table (:func:`dispatch`).
@@ -29,10 +31,11 @@ from pydantic import BaseModel
 
 from shared import metrics
 from shared.codec import DecodeError, decode, encode
-from shared.events import DeadLetter
+from shared.events import DeadLetter, Event
 from shared.kafka import Out
 from shared.settings import Settings
 from shared.topics import DEADLETTER, TOPICS
+from shared.trusted import trusting_decoder
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -61,23 +64,44 @@ def dead_letter(settings: Settings, service: str, record: ConsumerRecord, error:
     return Out(settings.topic(DEADLETTER), record.key, encode(letter))
 
 
+SERVICES_WRITING = frozenset({"ingest", "features", "scoring", "learner", "monitor"})
+
+
+def written_by_services(name: str) -> bool:
+    """True when only our services produce the topic (``model.retrain`` has ops too).
+
+    >>> written_by_services("transactions.enriched"), written_by_services("transactions.raw")
+    (True, False)
+    >>> written_by_services("model.retrain")
+    False
+    """
+    return set(TOPICS[name].producer.split(", ")) <= SERVICES_WRITING
+
+
+def decoder_for(name: str) -> Callable[[bytes | None], Event]:
+    event_type = TOPICS[name].event
+    if written_by_services(name):
+        return trusting_decoder(event_type)
+    return lambda raw: decode(raw, event_type)
+
+
 class Boundary:
     """Decodes a service's consumed records by the topic table; ``raw`` hands bytes over."""
 
     def __init__(self, service: str, settings: Settings, inputs: Iterable[str], raw: bool = False):
         self.service, self.settings, self.raw = service, settings, raw
-        self.topics = {settings.topic(name): (name, TOPICS[name].event) for name in inputs}
+        self.topics = {settings.topic(name): (name, decoder_for(name)) for name in inputs}
 
     def decode(self, records: list[ConsumerRecord]) -> tuple[list[Inbound], list[Out]]:
         """The batch's events in consumed order, and the dead letters of what did not decode."""
         inbound, letters = [], []
         for record in records:
-            name, event_type = self.topics[record.topic]
+            name, decode_event = self.topics[record.topic]
             if self.raw:
                 inbound.append(Inbound(name, record, None))
                 continue
             try:
-                inbound.append(Inbound(name, record, decode(record.value, event_type)))
+                inbound.append(Inbound(name, record, decode_event(record.value)))
             except DecodeError as exc:
                 letters.append(dead_letter(self.settings, self.service, record, f"malformed: {exc}"))
         return inbound, letters

@@ -1,8 +1,13 @@
-"""Prometheus metrics every service exports (``FRAUDSTREAM_METRICS_PORT`` turns the endpoint on)."""
+"""Prometheus metrics every service exports (``FRAUDSTREAM_METRICS_PORT`` turns the endpoint on,
+served with /healthz and /readyz by :mod:`shared.health`)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from typing import get_args
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.events import DriftDetected
 
 EVENTS_IN = Counter("fraudstream_events_in", "Records consumed", ["service", "topic"])
 EVENTS_OUT = Counter("fraudstream_events_out", "Records produced", ["service", "topic"])
@@ -33,8 +38,13 @@ LABELS_UNMATCHED = Counter(
     "fraudstream_labels_unmatched", "Labels whose transaction is unknown or expired", ["service"]
 )
 DRIFT_EVENTS = Counter("fraudstream_drift_events", "Drift detections", ["kind"])
+for _kind in get_args(DriftDetected.model_fields["kind"].annotation):
+    DRIFT_EVENTS.labels(_kind)  # exported as 0 from the start: a dashboard shows "no drift", not "no data"
+CONSUMER_LAG = Gauge(
+    "fraudstream_consumer_lag",
+    "Records on the broker not yet consumed, per consumer group and partition (highwater - position)",
+    ["group", "topic", "partition"],
+)
+HEALTHY = Gauge("fraudstream_healthy", "1 while /healthz would answer 200 (batch loop turning), at scrape time")
+READY = Gauge("fraudstream_ready", "1 while /readyz would answer 200, at scrape time")
 
-
-def serve(port: int) -> None:
-    if port:
-        start_http_server(port)

@@ -17,17 +17,18 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, before_sleep_log, retry_if_exception_type, wait_exponential
 
-from shared import metrics
+from shared import health, metrics
 from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
@@ -58,7 +59,7 @@ class ServiceSpec:
     name: str
     inputs: tuple[str, ...]
     """The topics consumed in the service's consumer group (names from ``shared.topics``)."""
-    build: Callable[["Clients", Settings, asyncio.Event], AbstractAsyncContextManager[BatchHandler]]
+    build: Callable[[Clients, Settings, asyncio.Event], AbstractAsyncContextManager[BatchHandler]]
     """The composition root: wires real adapters into the handler, and tears down after."""
     follows: tuple[str, ...] = ()
     """Topics every replica reads whole, outside the group (scoring follows ``model.versions``)."""
@@ -89,13 +90,22 @@ async def run_batches(
     commits when its state is saved, so a restart replays what the state lacks).
     """
     uncommitted: dict[TopicPartition, int] = {}
+    log_retry = before_sleep_log(log, logging.WARNING)
+
+    def still_alive(state: RetryCallState) -> None:
+        # Retrying through an outage is the loop working (readiness says what is missing);
+        # a liveness failure here would only restart a process that is waiting correctly.
+        log_retry(state)
+        health.HEALTH.beat(service)
+
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TRANSIENT),
         wait=wait_exponential(multiplier=0.1, max=10),
-        before_sleep=before_sleep_log(log, logging.WARNING),
+        before_sleep=still_alive,
         reraise=True,
     )
     while not stop.is_set():
+        await health.heartbeat(service, consumer, settings)
         polled = await consumer.getmany(timeout_ms=100, max_records=settings.batch_max)
         if not polled:
             if on_idle is not None:
@@ -145,25 +155,31 @@ class Clients:
         from shared.redis import make_redis
 
         self.settings = settings
+        self.service = service
         self.redis = make_redis(settings)
         self.producer = make_producer(settings)
-        self.consumer = make_consumer(settings, *inputs, group=settings.group(service))
+        self.membership = health.GroupMembership()
+        self.consumer = make_consumer(settings, *inputs, group=settings.group(service), listener=self.membership)
         self.sender = Sender(self.producer)
 
-    async def __aenter__(self) -> "Clients":
-        from shared.kafka import ensure_topics
+    async def __aenter__(self) -> Clients:
+        from shared.kafka import wait_for_broker
+        from shared.redis import wait_for_redis
 
-        await ensure_topics(self.settings)
+        await wait_for_broker(self.settings)  # also creates/checks the topics
+        await wait_for_redis(self.settings, self.redis)
         await self.producer.start()
         await self.consumer.start()
+        health.watch(self.service, self.settings, self.membership)
         return self
 
     async def __aexit__(self, *exc) -> None:
+        health.unwatch(self.service)
         # Bounded: with the broker gone, a client's stop retries forever.
         for closing in (self.consumer.stop(), self.producer.stop(), self.redis.aclose()):
             try:
                 await asyncio.wait_for(closing, SHUTDOWN_S)
-            except (asyncio.TimeoutError, *TRANSIENT) as exc:
+            except (TimeoutError, *TRANSIENT) as exc:
                 log.warning("shutdown: a client did not close cleanly: %r", exc)
 
 

@@ -9,8 +9,14 @@ The same names are used by docker-compose, the Kubernetes manifests and local ru
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRETS = ("kafka_sasl_password", "redis_password")
+"""Each may instead be read from a file named by ``<NAME>_FILE`` (a mounted Kubernetes or Docker secret)."""
 
 
 class Settings(BaseSettings):
@@ -100,6 +106,9 @@ class Settings(BaseSettings):
     drift_sample_every: int = Field(1, ge=1)
     """Keep 1 in N transactions (by tx_id hash) in the drift windows, so they span more time at high rates."""
     drift_rearm_fraction: float = Field(0.5, gt=0, le=1)
+    drift_warmup_s: float = Field(0.0, ge=0)
+    """Event seconds after the monitor's first transaction before its references start: an
+    empty feature store (a fresh stack, the demo) fills its windows meanwhile, which reads as drift."""
     performance_window: int = Field(1000, ge=10)
     performance_evaluate_every: int = Field(100, ge=1)
     performance_min_frauds: int = Field(20, ge=1)
@@ -110,8 +119,63 @@ class Settings(BaseSettings):
 
     # --- ops
     metrics_port: int = 0
-    """Serve Prometheus metrics on this port (0: off)."""
+    """Serve /metrics, /healthz and /readyz on this port (0: off)."""
     log_level: str = "INFO"
+
+    # --- security (docs/security-settings.md): passed to every Kafka and Redis client
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
+    """CA bundle that signed the brokers' certificates (default: the system's trust store)."""
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    """Client certificate and key, for brokers that authenticate clients by TLS (mTLS)."""
+    redis_username: str | None = None
+    """A Redis 6+ ACL user; with only a password, Redis's ``default`` user."""
+    redis_password: SecretStr | None = None
+    redis_password_file: Path | None = None
+    redis_ssl_cafile: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None
+    """TLS to Redis is on with a ``rediss://`` URL; these name its CA and the client's cert/key."""
+
+    # --- health (shared/health.py)
+    liveness_stale_s: float = Field(60.0, gt=0)
+    """/healthz fails when the batch loop has not gone round for this long (a stuck loop)."""
+    startup_wait_s: float = Field(300.0, ge=0)
+    """How long a service waits for Kafka and Redis at start-up before giving up."""
+    lag_every_s: float = Field(5.0, ge=0)
+    """How often the runner refreshes the fraudstream_consumer_lag gauge."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """``FRAUDSTREAM_REDIS_PASSWORD_FILE=/run/secrets/redis`` reads the password from that file."""
+        if isinstance(data, dict):
+            for name in SECRETS:
+                path = data.get(f"{name}_file")
+                if path and not data.get(name):
+                    data = data | {name: Path(path).read_text().strip()}
+        return data
+
+    @model_validator(mode="after")
+    def _tls_needs_rediss(self) -> Settings:
+        files = (self.redis_ssl_cafile, self.redis_ssl_certfile, self.redis_ssl_keyfile)
+        if any(files) and not self.redis_url.startswith("rediss://"):
+            raise ValueError("redis_ssl_* files are set but redis_url is not rediss:// (TLS would be off)")
+        return self
+
+    # --- dashboard
+    dashboard_port: int = Field(6066, ge=1, le=65535)
+    """The live page: ``http://HOST:PORT/dashboard/``."""
+    dashboard_host: str = ""
+    """The name other dashboard replicas reach this one by (empty: this machine's hostname)."""
+    dashboard_label_wait_s: int = Field(3600, ge=60)
+    """How long (wall clock) the dashboard remembers a score for the label join; later labels
+    count as unmatched. Memory grows with it: ~200 bytes per score held."""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

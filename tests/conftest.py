@@ -14,9 +14,9 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from fraudstream.stack import LocalStack
 from shared.kafka import ensure_topics
 from shared.settings import Settings
-from fraudstream.stack import LocalStack
 from tests.kafka_helpers import delete_prefix
 
 

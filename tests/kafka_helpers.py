@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -32,7 +31,7 @@ class Collector:
         self.consumer: AIOKafkaConsumer = make_consumer(settings, *topics, group=None)
         self.records: dict[str, list[ConsumerRecord]] = {settings.topic(t): [] for t in topics}
 
-    async def __aenter__(self) -> "Collector":
+    async def __aenter__(self) -> Collector:
         await self.consumer.start()
         return self
 
@@ -42,7 +41,7 @@ class Collector:
     def of(self, topic: str) -> list[ConsumerRecord]:
         return self.records[self.settings.topic(topic)]
 
-    async def until(self, done: Callable[["Collector"], bool], timeout_s: float = 30.0) -> "Collector":
+    async def until(self, done: Callable[[Collector], bool], timeout_s: float = 30.0) -> Collector:
         """Poll until ``done(self)`` holds; fail with what was seen when the deadline passes."""
         deadline = time.monotonic() + timeout_s
         while not done(self):
@@ -53,7 +52,7 @@ class Collector:
                 self.records[tp.topic].extend(batch)
         return self
 
-    async def settle(self, quiet_s: float = 1.0) -> "Collector":
+    async def settle(self, quiet_s: float = 1.0) -> Collector:
         """Keep reading until nothing new arrives for ``quiet_s`` (to prove no extras come)."""
         quiet_until = time.monotonic() + quiet_s
         while time.monotonic() < quiet_until:

@@ -1,4 +1,4 @@
-"""The two yardsticks ``fraudstream bench`` holds the pipeline against, on the same events.
+"""The yardsticks ``fraudstream bench`` holds the pipeline against, on the same events.
 
 * :func:`passthrough` — the broker's ceiling for a Kafka service here: the services' own
   loop (``shared/runner.py``: ``getmany`` → ``Sender``, i.e. ``create_batch``/``send_batch``
@@ -9,9 +9,11 @@
   (the project's Lua scripts through ``FeatureStore`` with a batch of one), River's
   ``predict_proba_one`` on the model pipeline, ``send_and_wait`` the score. It does less
   than the pipeline (no dedup, labels, reasons, learner or monitor), never more.
+* :func:`~fraudstream.bench.fused.fused` — the same job a batch at a time in one process
+  (``fused.py``): what a user would write instead of our services.
 
 Each runs like a service, ``run(settings, stop)``; ``python -m fraudstream.bench.baselines
-passthrough|naive`` runs one as its own process (settings from the environment).
+passthrough|naive|fused`` runs one as its own process (settings from the environment).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
-from shared import metrics
+from shared import health_server, metrics
 from shared.codec import encode
 from shared.events import Score, utcnow
 from shared.kafka import Out, make_consumer, make_producer
@@ -30,14 +32,16 @@ from shared.redis import make_redis
 from shared.runner import Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import SCORES, TRANSACTIONS_RAW
-from services.features.store import FeatureStore
+from services.features.store import FeatureStore, Refused
 from services.ingest.validate import Limits, Rejected, parse_transaction
 from services.model.fraud_model import FraudModel
 from services.scoring.service import decide
+from fraudstream.bench.fused import fused
 
 COPY_TO = SCORES
 """Where the pass-through writes: any topic with the input's partitions will do."""
-BASELINES = ("passthrough", "naive")
+BASELINES = ("passthrough", "naive", "fused")
+__all__ = ["BASELINES", "COPY_TO", "fused", "naive", "passthrough"]
 
 
 class Copy:
@@ -91,7 +95,9 @@ async def _score_one(record: ConsumerRecord, settings: Settings, store: FeatureS
         letter = dead_letter(settings, "bench-naive", record, str(exc))
         return letter.topic, letter.value
     (features,) = await store.apply([tx])
-    assert features is not None  # None only answers a transaction flagged late, and none is
+    if isinstance(features, Refused):  # too late for its card's windows, as the features service says
+        letter = dead_letter(settings, "bench-naive", record, features.reason)
+        return letter.topic, letter.value
     p = model.river.predict_proba_one(features.features).get(True, 0.0)
     score = Score(tx_id=tx.tx_id, card_id=tx.card_id, ts=tx.ts, score=p, decision=decide(p, settings),
                   model_version="naive", reasons=[])
@@ -106,5 +112,6 @@ if __name__ == "__main__":
         sys.exit(f"usage: python -m fraudstream.bench.baselines {'|'.join(BASELINES)}")
     env_settings = Settings()
     configure_logging(env_settings)
-    metrics.serve(env_settings.metrics_port)
-    run_until_signal(lambda stop: globals()[which](env_settings, stop))
+    health_server.serve(env_settings.metrics_port)
+    runs = {"passthrough": passthrough, "naive": naive, "fused": fused}
+    run_until_signal(lambda stop: runs[which](env_settings, stop))

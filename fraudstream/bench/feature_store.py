@@ -128,10 +128,10 @@ async def bench_store(settings: Settings, n: int = 20_000, batch: int = 500, car
             "redis_cpu_us_per_tx": round(redis_cpu / len(txs) * 1e6, 1),
             "round_trips_per_tx": round_trips / len(txs),
             "tx_per_card": len(txs) / len(card_ids),
-            "bytes_per_card": round(
-                await memory_usage(redis, [f"{p}:{{card:{c}}}:tx" for c in card_ids])
-                + await memory_usage(redis, [f"{p}:{{card:{c}}}:merchants" for c in card_ids])
-            ),
+            "bytes_per_card": round(sum([
+                await memory_usage(redis, [f"{p}:{{card:{c}}}:{part}" for c in card_ids])
+                for part in ("tx", "merchants", "last", "windows")
+            ])),  # fmt: skip
             "bytes_per_merchant": round(await memory_usage(redis, [f"{p}:{{merchant:{m}}}:tx" for m in merchant_ids])),
             "bytes_per_stored_vector": round(
                 await memory_usage(redis, [f"{p}:{{card:{t.card_id}}}:fv:{t.tx_id}" for t in sample])

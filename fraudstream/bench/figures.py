@@ -50,9 +50,12 @@ class FullFigures:
     times_naive: float
     machine: dict[str, Any]
     stale_outputs: int = 0
+    share_of_fused: float = 0.0
+    """End to end over the fused single-process batched loop (``fused.py``): the price of services."""
 
     def lines(self) -> list[str]:
-        m, pt, nv = self.machine, self.baselines["passthrough"], self.baselines["naive"]
+        m, pt, nv, fu = (self.machine, self.baselines["passthrough"], self.baselines["naive"],
+                         self.baselines["fused"])
         out = [
             f"full stack ({', '.join(self.services)}) on {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']};"
             " broker, Redis and every process on this machine",
@@ -81,6 +84,8 @@ class FullFigures:
             f"  -> end to end is {100 * self.share_of_passthrough:.1f} % of it (target >= 20 %, aim 30 %)",
             f"    naive per-event loop: {nv['throughput_per_s']:>7,.0f}/s ({_cpu(nv)})"
             f"  -> end to end is {self.times_naive:.1f}x it (target >= 2x)",
+            f"    fused batched loop:   {fu['throughput_per_s']:>7,.0f}/s ({_cpu(fu)})"
+            f"  -> end to end is {100 * self.share_of_fused:.1f} % of it",
         ]
         return out
 

@@ -91,6 +91,7 @@ async def run_full(settings: Settings, env: dict[str, str], logdir: Path, n: int
         {hop: percentiles(values) for hop, values in (latency.hops or {}).items()},
         services, drain, baselines, rate / baselines["passthrough"]["throughput_per_s"],
         rate / baselines["naive"]["throughput_per_s"], host | {"load_1min_at_end": os.getloadavg()[0]}, latency.stale,
+        rate / baselines["fused"]["throughput_per_s"],
     )
 
 

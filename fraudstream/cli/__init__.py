@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
-from services import SERVICES
 from fraudstream.cli import analysis, dev, ops, run
 from fraudstream.cli.errors import explain, quiet_client_noise
+from services import SERVICES
 
 app = typer.Typer(help="Real-time card-fraud detection on Kafka and Redis.", no_args_is_help=True,
                   pretty_exceptions_enable=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,13 +21,13 @@ def register(app: typer.Typer) -> None:
 def report(
     scores_csv: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                                help="a scores file, as `fraudstream replay --scores-out` writes")],
-    start: Annotated[Optional[str], typer.Option(help="ISO time, inclusive (UTC unless it has a zone)")] = None,
-    end: Annotated[Optional[str], typer.Option(help="ISO time, exclusive")] = None,
+    start: Annotated[str | None, typer.Option(help="ISO time, inclusive (UTC unless it has a zone)")] = None,
+    end: Annotated[str | None, typer.Option(help="ISO time, exclusive")] = None,
     k: Annotated[int, typer.Option(help="cards checked per day, for card precision@k")] = 100,
     alert_rate: Annotated[float, typer.Option(help="share of transactions alerted, for recall at that rate")] = 0.01,
     threshold: Annotated[float, typer.Option(help="alert threshold, for alerts per day")] = 0.8,
-    json_out: Annotated[Optional[Path], typer.Option(help="also write the report as JSON to this file")] = None,
-    plots: Annotated[Optional[Path], typer.Option(help="also write the report's PNGs into this directory")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="also write the report as JSON to this file")] = None,
+    plots: Annotated[Path | None, typer.Option(help="also write the report's PNGs into this directory")] = None,
 ) -> None:
     """Evaluate a scores file: ROC AUC, AP, card precision@k per day, recall at an alert rate, alerts/day."""
     from datetime import datetime

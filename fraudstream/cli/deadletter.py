@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Annotated, Optional
+from typing import Annotated
 
 import orjson
 import typer
 
-from shared.settings import Settings
 from fraudstream import deadletters
 from fraudstream.console import line
+from shared.settings import Settings
 
 app = typer.Typer(help="Read the dead letters and redrive chosen ones to where they came from.",
                   no_args_is_help=True)
 
-Reason = Annotated[Optional[list[str]], typer.Option(
+Reason = Annotated[list[str] | None, typer.Option(
     "--reason", "-r", help="only letters of this reason, e.g. 'malformed', 'out of range' (repeatable)")]
-Topic = Annotated[Optional[str], typer.Option(help="only letters refused from this topic, e.g. transactions.raw")]
+Topic = Annotated[str | None, typer.Option(help="only letters refused from this topic, e.g. transactions.raw")]
 
 
 @app.command("list")
@@ -47,8 +47,9 @@ def list_(
 @app.command()
 def redrive(
     reason: Reason = None,
-    offset: Annotated[Optional[list[str]], typer.Option(
-        "--offset", "-o", help="a letter's ID, PARTITION:OFFSET on the deadletter topic, as `list` shows (repeatable)")] = None,
+    offset: Annotated[list[str] | None, typer.Option(
+        "--offset", "-o",
+        help="a letter's ID, PARTITION:OFFSET on the deadletter topic, as `list` shows (repeatable)")] = None,
     topic: Topic = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would be redriven")] = False,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,10 +20,11 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     stage: Annotated[str, typer.Argument(
-        help="full (every service, labels flowing, and the baselines), ingest, features, pipeline or scoring")] = "full",
-    events: Annotated[Optional[int], typer.Option(
+        help="full (every service, labels flowing, and the baselines), ingest, features, pipeline "
+             "or scoring")] = "full",
+    events: Annotated[int | None, typer.Option(
         help="backlog size for the throughput run [default: 100,000 for ingest, else 30,000]")] = None,
-    offered: Annotated[Optional[float], typer.Option(
+    offered: Annotated[float | None, typer.Option(
         help="offered load for the latency run, transactions/s [default: half the throughput just measured]")] = None,
     latency_seconds: Annotated[float, typer.Option(help="length of the latency run")] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as one JSON object")] = False,
@@ -45,7 +46,7 @@ def bench(
 
 
 def schemas(
-    out: Annotated[Optional[Path], typer.Option(help="directory (default: the repo's schemas/)")] = None,
+    out: Annotated[Path | None, typer.Option(help="directory (default: the repo's schemas/)")] = None,
     check: Annotated[bool, typer.Option(help="only check the committed files are current")] = False,
 ) -> None:
     """Export the JSON Schema of every event (or check the exported files are current)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
@@ -61,8 +61,8 @@ def explain(exc: BaseException) -> str | None:
                     "start one with `fraudstream stack` and export what it prints, or point "
                     f"{PREFIX}KAFKA_BOOTSTRAP at yours")
         if isinstance(e, RedisConnectionError):
-            return (f"no Redis answers at {_setting('redis_url')} ({PREFIX}REDIS_URL): {str(e).rstrip('.')}; start redis-server "
-                    f"(or `fraudstream stack`) or point {PREFIX}REDIS_URL at yours")
+            return (f"no Redis answers at {_setting('redis_url')} ({PREFIX}REDIS_URL): {str(e).rstrip('.')}; "
+                    f"start redis-server (or `fraudstream stack`) or point {PREFIX}REDIS_URL at yours")
         if isinstance(e, TopicsMissing):
             return f"{e}; create them with `fraudstream topics` (or check {PREFIX}TOPIC_PREFIX)"
     return None

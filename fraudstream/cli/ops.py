@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from fraudstream.cli import deadletter
 from shared.lifecycle import run_until_signal
 from shared.settings import Settings
 from shared.topics import TOPICS
-from fraudstream.cli import deadletter
 
 PANEL = "Operate"
 
@@ -19,7 +19,7 @@ models_app = typer.Typer(help="List model versions, promote one, roll back.", no
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models", rich_help_panel=PANEL)
-    for command in (retrain, tail, topics):
+    for command in (retrain, tail, topics, lag):
         app.command(rich_help_panel=PANEL)(command)
     app.add_typer(deadletter.app, name="deadletter", rich_help_panel=PANEL)
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 def tail(
     topic: Annotated[str, typer.Argument(help=f"one of: {', '.join(TOPICS)}")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", "-b")] = False,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="stop after this many records")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
 ) -> None:
     """Follow a topic and print each event as one readable line."""
     if topic not in TOPICS:
@@ -36,6 +36,13 @@ def tail(
 
     settings = Settings()
     run_until_signal(lambda stop: follow(settings, topic, from_beginning, limit, stop=stop))
+
+
+def lag() -> None:
+    """How far behind each consumer group is, per topic and partition (from committed offsets)."""
+    from fraudstream.lag import lag as print_lag
+
+    asyncio.run(print_lag(Settings()))
 
 
 def topics() -> None:
@@ -78,8 +85,8 @@ def promote(version: str) -> None:
 
 @models_app.command()
 def challenge(
-    version: Annotated[Optional[str], typer.Argument(help="an existing version (e.g. a rejected retrain)")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="or a fresh model of this kind: linear, arf, amf")] = None,
+    version: Annotated[str | None, typer.Argument(help="an existing version (e.g. a rejected retrain)")] = None,
+    kind: Annotated[str | None, typer.Option(help="or a fresh model of this kind: linear, arf, amf")] = None,
 ) -> None:
     """Start a challenger that learns beside the champion and is shadow-scored on scores.shadow."""
     from services.model.operations import NoSuchVersion
@@ -110,10 +117,12 @@ def rollback() -> None:
 
 def retrain(
     reason: Annotated[str, typer.Option(help="why: recorded on the request and in the learner's log")],
-    drift_event_id: Annotated[Optional[str], typer.Option(help="the drift event this answers, if any")] = None,
-    since: Annotated[Optional[str], typer.Option(
+    drift_event_id: Annotated[str | None, typer.Option(help="the drift event this answers, if any")] = None,
+    since: Annotated[str | None, typer.Option(
         help="ISO 8601 event time the world changed (UTC if no offset): learn only labels of transactions "
              "from then on, in several passes, once enough are in")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the verdict on model.versions and print it")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="with --wait: give up after this many seconds")] = 120.0,
 ) -> None:
     """Ask the learner for a challenger: trained on the recent labels, promoted only if it beats the champion."""
     from datetime import UTC, datetime
@@ -128,7 +137,23 @@ def retrain(
         raise typer.BadParameter(f"--since: not an ISO 8601 time: {since!r}") from exc
     if changed is not None and changed.tzinfo is None:
         changed = changed.replace(tzinfo=UTC)
-    request = asyncio.run(request_retrain(Settings(), reason.strip(), "ops", drift_event_id, changed))
-    queued = "" if changed is None else f" on labels since {request.since:%Y-%m-%d %H:%M:%S} UTC (queued until in)"
-    typer.echo(f"retrain requested ({request.request_id}): {request.reason}{queued}; "
-               "watch model.versions for the verdict")
+    settings = Settings()
+    if not wait:
+        request = asyncio.run(request_retrain(settings, reason.strip(), "ops", drift_event_id, changed))
+        queued = "" if changed is None else f" on labels since {request.since:%Y-%m-%d %H:%M:%S} UTC (queued until in)"
+        typer.echo(f"retrain requested ({request.request_id}): {request.reason}{queued}; "
+                   "watch model.versions for the verdict")
+        return
+    from fraudstream.console import line
+    from fraudstream.verdict import NoVerdict, request_and_wait
+
+    try:
+        request, verdict = asyncio.run(request_and_wait(settings, reason.strip(), drift_event_id, changed, timeout))
+    except NoVerdict as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"retrain {request.request_id}: {line(verdict)}")
+    promoted = verdict.status == "champion"
+    typer.echo(f"{'promoted' if promoted else 'rejected'}: {verdict.version} "
+               + ("is the champion now" if promoted else f"did not beat {verdict.parent} by the margin "
+                  f"(kept as rejected: `fraudstream models promote {verdict.version}` to use it anyway)"))

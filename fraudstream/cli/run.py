@@ -75,9 +75,12 @@ def simulate(
     csv: Annotated[Optional[Path], typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
     seed: Seed = 7, cards: Cards = 10_000, merchants: Merchants = 1_000, fraud_rate: FraudRate = 0.007,
     label_delay_hours: LabelDelay = 48.0, drift_after: DriftAfter = None,
+    long_frauds: Annotated[bool, typer.Option(help="add frauds that go on for weeks: compromised terminals "
+                                                   "and compromised cards")] = False,
 ) -> None:
     """Publish seeded card traffic and delayed labels to transactions.raw / labels.raw (or a CSV)."""
     config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
+    config = config.model_copy(update={"long_frauds": long_frauds})
     if csv is not None:
         from fraudstream.simulator.traffic import simulate as stream
         from fraudstream.simulator.traffic import write_csv
@@ -96,10 +99,15 @@ def simulate(
 
 def up(
     rate: Annotated[float, typer.Option(help="simulated transactions per second")] = 200.0,
-    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds (default: until Ctrl-C)")] = None,
-    external: Annotated[bool, typer.Option(help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,
+    duration: Annotated[Optional[float], typer.Option(
+        help="seconds of traffic once every service is ready (default: until Ctrl-C)")] = None,
+    external: Annotated[bool, typer.Option(
+        help="use FRAUDSTREAM_KAFKA_BOOTSTRAP / REDIS_URL instead of a local stack")] = False,
+    drift: Annotated[bool, typer.Option(
+        help="change the world 75 s in (after the monitor's warm-up) and show the loop: "
+             "drift, retrain, promotion, recovery")] = False,
     seed: Seed = 7, cards: Cards = 5_000, merchants: Merchants = 500, fraud_rate: FraudRate = 0.01,
-    label_delay_hours: LabelDelay = 6.0, drift_after: DriftAfter = None,
+    label_delay_hours: LabelDelay = 1.0, drift_after: DriftAfter = None,
 ) -> None:
     """The demo: broker, Redis, every service, simulated traffic, live scores and alerts."""
     from fraudstream.demo import run_demo
@@ -107,5 +115,10 @@ def up(
     base = Settings() if external else Settings(session_timeout_ms=3000, heartbeat_interval_ms=500)
     configure_logging(base)
     config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)
-    run_until_signal(lambda stop: run_demo(base, list(SERVICES), config, rate, duration, external, stop))
+    if drift:
+        from fraudstream.demo import with_drift
+
+        config = with_drift(config, rate, drift_after)
+    run_until_signal(lambda stop: run_demo(base, list(SERVICES), config, rate, duration, external, stop,
+                                           drift=drift))
     typer.echo("stopped; services and the local stack are shut down")

@@ -174,30 +174,72 @@ def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: i
             stop_services(procs)
 
 
+Arms = Annotated[Optional[list[str]], typer.Option(
+    "--arm", help="a model to run, NAME=KIND[:key=value,...] (repeat for several, side by side on one pass). "
+                  "KIND: linear, arf, amf (online) or hgb, forest (batch, refitted weekly). Keys: rate (genuine "
+                  "labels learned), lr, l2, clip (sd; 0: none), publish (labels per version), features (base, "
+                  "shares, no_rates); batch: window_days, refit_days, trees. Default: the champion as configured")]
+
+
 def evaluate(
     file: File, tx_id: TxId = "tx_id", time_: Time = "ts", card: Card = "card_id", merchant: Merchant = "merchant_id",
     amount: Amount = "amount", label: LabelCol = "is_fraud", currency: Currency = "currency",
     channel: Channel = "channel", mcc: Mcc = "mcc", country: Country = "country", device: Device = "device_id",
     label_delay: LabelDelay = "7d", scores_out: ScoresOut = None, report_json: ReportJson = None,
     plots: Plots = None, start: Start = None, end: End = None,
-    kind: Annotated[str, typer.Option(help="model kind: linear, arf or amf")] = "linear",
+    kind: Annotated[str, typer.Option(help="the default arm's model kind: linear, arf or amf")] = "linear",
+    arm: Arms = None,
+    test_weeks: Annotated[int, typer.Option(help="judge on the last this many whole weeks of the file")] = 4,
 ) -> None:
-    """The replay in one process without a broker (same validation, features, learner and
-    model code): fast experiments on models and feature sets."""
-    from services.model.fraud_model import FraudModel
-    from fraudstream.replay.offline import evaluate as run_offline
+    """The pipeline in one process without a broker (same features, learner and model code),
+    streaming the file: several models side by side, judged on the last test weeks. The
+    full report of the first model too with --scores-out, --report-json or --plots."""
+    import numpy as np
 
-    source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
-                                           country, device), label_delay)
+    from fraudstream.evaluation.weekly import figures, last_weeks, table
+    from fraudstream.replay.arms import parse_arm
+    from fraudstream.replay.offline import evaluate as run_offline
+    from fraudstream.replay.source import Stream
+
+    try:
+        # the linear champion through its numpy twin: the same figures (tests/unit/test_twin.py), ~10× cheaper
+        specs = [parse_arm(a) for a in arm] if arm else [parse_arm(f"champion={'twin' if kind == 'linear' else kind}")]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--arm") from exc
+    delay_s = parse_duration(label_delay)
     settings = Settings()
     settings = settings.model_copy(update=replay_settings(settings, delay_s))
+    columns = _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc, country, device)
+    full_report = bool(scores_out or report_json or plots)
     began = time.monotonic()
-    with progress_bar(source.transactions) as advance:
-        outcome = run_offline(settings, source, FraudModel(kind, genuine_rate=settings.genuine_sample_rate),
-                              on_progress=advance)
-        advance(len(outcome.scores))
+    with open(file, newline="", encoding="utf-8") as handle:
+        stream = Stream(handle, columns, delay_s, settings.max_amount)
+        with typer.progressbar(length=file.stat().st_size, label="evaluated") as bar:
+            advance = lambda _: bar.update(handle.buffer.tell() - bar.pos)  # noqa: E731  (bytes read so far)
+            outcome = run_offline(settings, stream, specs, keep_ids=full_report, on_progress=advance)
     wall = time.monotonic() - began
-    typer.echo(f"evaluated {len(outcome.scores):,} transactions in {wall:.0f}s "
-               f"({len(outcome.scores) / wall if wall else 0:,.0f}/s), {outcome.versions} model versions; "
-               f"refused: {_counts(outcome.refused)}")
-    _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)
+    n = len(outcome.ts)
+    typer.echo(f"evaluated {n:,} transactions and {stream.labels:,} labels ({stream.frauds:,} frauds) with "
+               f"{len(specs)} model{'s' * (len(specs) > 1)} in {wall:.0f}s ({n / wall if wall else 0:,.0f} "
+               f"transactions/s); refused: {_counts(stream.refused | outcome.refused)}")
+    if not stream.labels:
+        typer.echo("no labels in the file: nothing to evaluate")
+        return
+    ts, cards = np.frombuffer(outcome.ts, dtype=np.float64), np.frombuffer(outcome.card, dtype=np.int64)
+    labels = np.frombuffer(outcome.label, dtype=np.int8)
+    lo, hi = last_weeks(ts, test_weeks)
+    typer.echo(f"test weeks: {datetime.fromtimestamp(lo, UTC):%Y-%m-%d} to {datetime.fromtimestamp(hi, UTC):%Y-%m-%d}"
+               f" ({test_weeks} weeks, {int(((ts >= lo) & (ts < hi)).sum()):,} transactions, "
+               f"{int(((ts >= lo) & (ts < hi) & (labels == 1)).sum()):,} frauds)")
+    results = {name: figures(ts, cards, labels, np.frombuffer(col, dtype=np.float32), lo, hi)
+               for name, col in outcome.scores.items()}
+    typer.echo(table(results, outcome.versions))
+    if full_report:
+        from fraudstream.evaluation.report import ScoredRow
+
+        first = specs[0].name
+        scores, names = outcome.scores[first], {i: c for c, i in outcome.cards.items()}
+        rows = [ScoredRow(tx, datetime.fromtimestamp(t, UTC), names[c], "", float(s), first,
+                          None if y < 0 else bool(y))
+                for tx, t, c, s, y in zip(outcome.tx_ids, outcome.ts, outcome.card, scores, outcome.label)]
+        _finish(rows, scores_out, report_json, plots, start, end)

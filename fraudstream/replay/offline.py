@@ -1,86 +1,127 @@
-"""``fraudstream evaluate``: the replay's work in one process, without a broker.
+"""``fraudstream evaluate``: the pipeline's work in one process, without a broker, streamed.
 
-The same events in the same order as :mod:`fraudstream.replay.run`, through the same code the
-services run: ingest's validation and dedup by tx_id, the feature definitions (the
-reference implementation, which the store equals bit for bit: ``tests/integration/
-test_feature_store.py``), the learner's ``Trainer`` (label join, genuine sampling,
-prequential metrics) and a new model version every ``publish_every_labels`` learned labels
-(the learner's count rule; its wall-clock rule has no meaning here), scored as scoring does.
-It runs about ten times faster than the replay, for comparing models and feature sets.
+The file's transactions and delayed labels in event-time order (:class:`~fraudstream.replay.
+source.Stream`), the feature definitions computed at constant cost per event
+(:mod:`fraudstream.replay.incremental`, equal to the reference the store is tested against),
+the learner's ``Trainer`` and ``FraudModel``, each model scoring with the version last
+published, as scoring does. Several models (*arms*, :mod:`fraudstream.replay.arms`) run on
+the same stream in one pass, so they are compared on exactly the same events.
+
+Memory follows live state, not file length: the cards' last 30 days, the merchants' hourly
+counts, the vectors of transactions whose label is not due yet, the tx ids of the dedup TTL
+(``dedup_ttl_s`` of event time), and 4 bytes per arm and transaction for the scores (what
+the report ranks) plus 17 for time, card and label.
 
 Where it can differ from the replay: there, scoring switches to a new version a few
 milliseconds after the learner publishes it, so the transactions in flight at that moment
-are scored by the previous version. The test that compares the two bounds the difference.
+are scored by the previous version (``tests/integration/test_replay.py`` bounds the
+difference). Validation is the part of ingest's that features need (time, card, merchant,
+amount in [0, max_amount]): currency or country codes are not checked here.
 """
 
 from __future__ import annotations
 
-import copy
-from collections import Counter
+from array import array
+from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Callable
+from typing import Callable, Iterable
 
+from services.features.definitions import FEATURE_NAMES
 from shared.settings import Settings
-from services.features.reference import ReferenceFeatures
-from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
-from services.learner.trainer import Trainer
-from services.model.fraud_model import FraudModel
-from fraudstream.replay.source import Source
+from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
+from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
+from fraudstream.replay.source import Row
 
-UNTRAINED = "untrained"
+FEATURE_SET_NAMES = {
+    "base": FEATURE_NAMES,
+    "shares": FEATURE_NAMES + EXTRA_FEATURES,
+    "no_rates": tuple(n for n in FEATURE_NAMES if not n.startswith("merchant_fraud_rate_")) + EXTRA_FEATURES,
+}
 
 
 @dataclass
-class OfflineOutcome:
-    scores: dict[str, tuple[float, str]] = field(default_factory=dict)
-    features: dict[str, dict[str, float]] = field(default_factory=dict)
-    """tx_id → the vector it was scored with (kept only when asked)."""
-    refused: Counter[str] = field(default_factory=Counter)
-    """Reason (up to the colon) → events refused, as ingest and the learner would."""
-    versions: int = 0
+class Scored:
+    """One entry per scored transaction, in stream order (columns, to stay small)."""
+
+    ts: array = field(default_factory=lambda: array("d"))
+    card: array = field(default_factory=lambda: array("l"))
+    label: array = field(default_factory=lambda: array("b"))
+    """1 fraud, 0 genuine, -1 unknown."""
+    scores: dict[str, array] = field(default_factory=dict)
+    tx_ids: list[str] | None = None
+    """Kept only when asked (a scores file, tests)."""
+    features: dict[str, dict[str, float]] | None = None
+    cards: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
 
 
-def evaluate(settings: Settings, source: Source, model: FraudModel | None = None, keep_features: bool = False,
-             on_progress: Callable[[int], None] | None = None) -> OfflineOutcome:
-    """Score every transaction of ``source`` as the pipeline would; ``model`` is the starting
-    point (default: a fresh one, like a fresh learner)."""
-    limits = Limits.from_settings(settings)
-    now = datetime.now(UTC)
-    features = ReferenceFeatures()
-    trainer = Trainer(model or FraudModel(genuine_rate=settings.genuine_sample_rate), settings.genuine_sample_rate,
-                      settings.alert_threshold, settings.retrain_window_labels)
-    serving, version = copy.deepcopy(trainer.model), UNTRAINED
-    out, vectors, seen = OfflineOutcome(), {}, set()
-    for n, event in enumerate(source.events):
-        try:
-            if event.kind == "label":
-                label = parse_label(event.value, limits, now)
-                stored = vectors.get(label.tx_id)
-                if stored is None:
-                    out.refused["unknown or expired tx_id"] += 1
-                    continue
-                features.apply_label(label)
-                trainer.learn(label.tx_id, stored[1], label.is_fraud, stored[0])
-                if trainer.learned_since_publish >= settings.publish_every_labels:
-                    out.versions += 1
-                    serving, version = copy.deepcopy(trainer.model), f"v{out.versions}"
-                    trainer.learned_since_publish = 0
+def evaluate(settings: Settings, events: Iterable[tuple[str, object]], arms: list[ArmSpec],
+             keep_ids: bool = False, keep_features: bool = False,
+             on_progress: Callable[[int], None] | None = None) -> Scored:
+    """Score every transaction of ``events`` with every arm; each learns each label when it arrives."""
+    out = Scored(tx_ids=[] if keep_ids else None, features={} if keep_features else None)
+    sets = {spec.options.get("features", "base") for spec in arms}
+    engine = IncrementalFeatures(label_shares=bool(sets - {"base"}))
+    online, batch = [], []
+    for spec in arms:
+        out.scores[spec.name] = array("f")
+        names = FEATURE_SET_NAMES[spec.options.get("features", "base")]
+        if spec.kind in BATCH_KINDS:
+            batch.append(BatchArm(spec, settings, names, out.scores[spec.name]))
+        elif spec.kind == "twin":
+            batch.append(TwinArm(spec, settings, names, out.scores[spec.name]))
+        else:
+            everything = names == FEATURE_NAMES and not engine.label_shares
+            online.append((OnlineArm(spec, settings, None if everything else names), out.scores[spec.name]))
+    waiting: dict[str, tuple[float, dict[str, float], str]] = {}  # tx_id → what its label joins to
+    seen: set[str] = set()  # ingest's dedup, forgetting after its TTL (here in event time)
+    remembered: deque[tuple[float, str]] = deque()
+    cards, refused = out.cards, out.refused
+    ts_col, card_col, label_col = out.ts, out.card, out.label
+    n = 0
+    for kind, item in events:
+        if kind == "label":
+            labelled_at, tx_id, is_fraud = item
+            joined = waiting.pop(tx_id, None)
+            if joined is None:
+                refused["label of an unknown or refused tx_id"] = refused.get("label of an unknown or refused tx_id",
+                                                                               0) + 1
                 continue
-            tx = parse_transaction(event.value, limits, now)
-        except Rejected as exc:
-            out.refused[str(exc).split(":", 1)[0]] += 1
+            ts, x, merchant = joined
+            engine.apply_label(merchant, labelled_at, is_fraud)
+            for arm, _ in online:
+                arm.learn(tx_id, x, is_fraud, ts)
+            for arm in batch:
+                arm.learn(tx_id, x, is_fraud, ts)
             continue
-        if tx.tx_id in seen:
-            out.refused["duplicate"] += 1
+        row: Row = item
+        if row.tx_id in seen:
+            refused["duplicate"] = refused.get("duplicate", 0) + 1
             continue
-        seen.add(tx.tx_id)
-        x = features.apply(tx).features
-        vectors[tx.tx_id] = (tx.ts, x)
-        out.scores[tx.tx_id] = (serving.score(x), version)
-        if keep_features:
-            out.features[tx.tx_id] = x
-        if on_progress and n % 10_000 == 0:
-            on_progress(len(out.scores))
+        seen.add(row.tx_id)
+        remembered.append((row.ts, row.tx_id))
+        while remembered[0][0] < row.ts - settings.dedup_ttl_s:
+            seen.discard(remembered.popleft()[1])
+        x = engine.apply(row.tx_id, row.ts, row.card, row.merchant, row.amount, row.country, row.channel)
+        for arm, scores in online:
+            scores.append(arm.score(x))
+        for arm in batch:
+            arm.scores.append(0.0)
+            arm.score_later(n, x, row.ts)
+        if row.label is not None:
+            waiting[row.tx_id] = (row.ts, x, row.merchant)
+        ts_col.append(row.ts)
+        card_col.append(cards.setdefault(row.card, len(cards)))
+        label_col.append(-1 if row.label is None else int(row.label))
+        if out.tx_ids is not None:
+            out.tx_ids.append(row.tx_id)
+        if out.features is not None:
+            out.features[row.tx_id] = x
+        n += 1
+        if on_progress and n % 20_000 == 0:
+            on_progress(n)
+    for arm in batch:
+        arm.finish()
+    out.versions = {arm.name: arm.versions for arm, _ in online} | {arm.name: arm.versions for arm in batch}
     return out
-

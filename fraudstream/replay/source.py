@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, NamedTuple
 
 import orjson
 
@@ -206,3 +206,135 @@ def read(file: IO[str] | str | Path, columns: Columns = Columns(), label_delay_s
     src.transactions += len(unplaced)
     src.unplaced = len(unplaced)
     return src
+
+
+class Row(NamedTuple):
+    """One transaction of the file, as much of it as features and the report read."""
+
+    ts: float
+    tx_id: str
+    card: str
+    merchant: str
+    amount: float
+    country: str
+    channel: str
+    label: bool | None
+
+
+@dataclass
+class Stream:
+    """The file's transactions and delayed labels in event-time order, read as they are
+    consumed: memory holds the reorder buffer and the labels not yet due, not the file.
+
+    Rows must be in time order up to ``reorder`` rows of disorder; a row older than one
+    already sent is refused ("late"), like every row ``evaluate`` cannot place or use (no
+    time, no card or merchant, an amount that is not a finite number in [0, max_amount]).
+    Iterating yields ``("tx", Row)`` and ``("label", (labelled_at, tx_id, is_fraud))``; a
+    label sorts after a transaction of the same instant.
+
+    >>> import io
+    >>> text = "tx_id,ts,card_id,merchant_id,amount,is_fraud\\nt1,2026-01-01T10:00:00,c1,m1,0,1\\n" \\
+    ...        "t2,2026-01-01T10:00:05,c1,m1,x,0\\nt3,2026-01-01T10:01:00,c2,m1,2.5,\\n"
+    >>> s = Stream(io.StringIO(text), label_delay_s=60)
+    >>> [(kind, item[1]) for kind, item in s]
+    [('tx', 't1'), ('tx', 't3'), ('label', 't1')]
+    >>> s.transactions, s.labels, dict(s.refused)
+    (2, 1, {'malformed amount': 1})
+    """
+
+    file: IO[str]
+    columns: Columns = Columns()
+    label_delay_s: float = 0.0
+    max_amount: float = math.inf
+    reorder: int = 10_000
+    transactions: int = 0
+    labels: int = 0
+    frauds: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def _refuse(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def _rows(self):
+        reader = csv.reader(self.file)
+        header = next(reader, None)
+        if not header:
+            raise ValueError("the file is empty: no header row")
+        header = [h.strip() for h in header]
+        c = self.columns
+        at = {name: _index(header, c, name, getattr(c, name), name in ("time", "card", "merchant", "amount"))
+              for name in ("time", "card", "merchant", "amount", "tx_id", "label", "country", "channel")}
+        i_time, i_card, i_merchant, i_amount = at["time"], at["card"], at["merchant"], at["amount"]
+        i_tx, i_label, i_country, i_channel = at["tx_id"], at["label"], at["country"], at["channel"]
+        width = max(i for i in at.values() if i is not None) + 1
+        country, channel = c.default_country, c.default_channel
+        for line, row in enumerate(reader, start=2):
+            if len(row) < width:
+                if row:
+                    self._refuse("too few columns")
+                continue
+            text = row[i_time]
+            try:
+                moment = datetime.fromisoformat(text)  # the common case first: exceptions cost
+                ts = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+            except ValueError:
+                try:
+                    ts = parse_time(text)
+                except ValueError:
+                    self._refuse("malformed time")
+                    continue
+            try:
+                amount = float(row[i_amount])
+            except ValueError:
+                self._refuse("malformed amount")
+                continue
+            if not 0.0 <= amount <= self.max_amount:  # NaN fails too
+                self._refuse("amount out of range")
+                continue
+            card, merchant = row[i_card].strip(), row[i_merchant].strip()
+            if not card or not merchant:
+                self._refuse("no card or merchant")
+                continue
+            try:
+                label = parse_label(row[i_label]) if i_label is not None else None
+            except ValueError:
+                self._refuse("malformed label")
+                continue
+            yield (ts, line), Row(ts, row[i_tx].strip() if i_tx is not None else f"row-{line}", card, merchant,
+                                  amount, (row[i_country].strip() or country) if i_country is not None else country,
+                                  (row[i_channel].strip() or channel) if i_channel is not None else channel, label)
+
+    def __iter__(self):
+        from heapq import heappop, heappush, heappushpop
+
+        buffer: list = []
+        due: list = []  # (labelled_at, line, tx_id, is_fraud)
+        last = -math.inf
+        rows = self._rows()
+        while True:
+            item = next(rows, None)
+            if item is not None and len(buffer) < self.reorder:
+                heappush(buffer, item)
+                continue
+            if item is not None:
+                (ts, line), row = heappushpop(buffer, item)
+            elif buffer:
+                (ts, line), row = heappop(buffer)
+            else:
+                break
+            if ts < last:
+                self._refuse("late")
+                continue
+            last = ts
+            while due and due[0][0] < ts:
+                labelled_at, _, tx_id, is_fraud = heappop(due)
+                yield "label", (labelled_at, tx_id, is_fraud)
+            self.transactions += 1
+            yield "tx", row
+            if row.label is not None:
+                self.labels += 1
+                self.frauds += row.label
+                heappush(due, (ts + self.label_delay_s, line, row.tx_id, row.label))
+        while due:
+            labelled_at, _, tx_id, is_fraud = heappop(due)
+            yield "label", (labelled_at, tx_id, is_fraud)

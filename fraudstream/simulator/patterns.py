@@ -18,6 +18,10 @@ stolen_card                   25 %   1–3 unusually large store or ATM payments
                                      hours, 60 % of the time in another country
 account_takeover              15 %   1–4 ecom payments at merchants the card never uses,
                                      from a new device, 2–5 × the usual amount
+compromised_terminal          25 %   (long_frauds; the four above then take 60 %) a skimmer: 15–40 cloned cards used at one store over
+                                     2–4 weeks, at ordinary amounts
+compromised_card              15 %   (long_frauds) 3–8 payments over two weeks at the holder's usual
+                                     places, 3–6 × the usual amount
 quasi_cash (after drift)      40 %   1–2 large crypto purchases (MCC 6051) in a country
                                      never seen before (EE), from a new device
 low_value (after drift,       40 %   one €3–30 ecom payment per stolen card number at an
@@ -42,6 +46,7 @@ from fraudstream.simulator.population import World
 
 Draft = tuple[int, int, int, float, str, str | None, bool]
 MINUTE_MS = 60_000
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,35 @@ def account_takeover(world: World, rng: Random, t: int) -> list[Draft]:
     return drafts
 
 
+def compromised_terminal(world: World, rng: Random, t: int) -> list[Draft]:
+    """A skimmer in a store: for two to four weeks, cloned cards are used at that very
+    terminal, at ordinary amounts. Only the store's fraud history gives it away, and that
+    history arrives with the label delay."""
+    store = rng.choice(world.by_kind["store"])
+    span_ms = int(rng.uniform(14, 28) * DAY_MS)
+    drafts = []
+    for at in sorted(t + int(rng.random() * span_ms) for _ in range(rng.randint(15, 40))):
+        card = world.random_card(rng)
+        drafts.append((at, card, store, world.usual_amount(rng, world.cards[card], store) * rng.uniform(1.0, 1.5),
+                       "pos", None, True))
+    return drafts
+
+
+def compromised_card(world: World, rng: Random, t: int) -> list[Draft]:
+    """Card details sold on: for two weeks the buyer uses them now and then at the kind of
+    places the holder goes to, at several times the holder's usual amount."""
+    card = world.random_card(rng)
+    holder = world.cards[card]
+    drafts = []
+    for at in sorted(t + int(rng.random() * 14 * DAY_MS) for _ in range(rng.randint(3, 8))):
+        online = rng.random() < 0.5
+        merchant = rng.choice(holder.favourites["online" if online else "store"])
+        amount = world.usual_amount(rng, holder, merchant) * rng.uniform(3.0, 6.0)
+        drafts.append((at, card, merchant, amount, "ecom" if online else "pos",
+                       world.new_device(rng) if online else None, True))
+    return drafts
+
+
 def quasi_cash(world: World, rng: Random, t: int) -> list[Draft]:
     card, device = world.random_card(rng), world.new_device(rng)
     drafts = []
@@ -144,6 +178,18 @@ PATTERNS = (
     Pattern("stolen_card", 0.25, 2.0, 0, stolen_card),
     Pattern("account_takeover", 0.15, 2.5, 0, account_takeover),
 )
+LONG_PATTERNS = (
+    Pattern("compromised_terminal", 0.25, 27.5, 0, compromised_terminal),
+    Pattern("compromised_card", 0.15, 5.5, 0, compromised_card),
+)
+"""Frauds that go on for weeks (``SimulatorConfig.long_frauds``): they take 40 % of the
+frauds and the others keep their mix. Their episodes start at the configured rate, so the
+fraud rate is met once the first month has filled up, not in the first days."""
+
+
+def with_long_patterns(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
+    """``patterns`` scaled to 60 % of the frauds, plus :data:`LONG_PATTERNS`."""
+    return (*(replace(p, share=p.share * 0.6) for p in patterns), *LONG_PATTERNS)
 DRIFT_PATTERN = Pattern("quasi_cash", 0.40, 1.5, 0, quasi_cash)
 DRIFT_PATTERNS = {p.name: p for p in (DRIFT_PATTERN, Pattern("low_value", 0.40, 1.0, 0, low_value))}
 """The patterns that appear only after drift, by name."""
@@ -184,6 +230,7 @@ class FraudMix:
         return self.patterns[i] if i < len(self.patterns) else None
 
 
-def with_drift_pattern(share: float, name: str = DRIFT_PATTERN.name) -> tuple[Pattern, ...]:
+def with_drift_pattern(share: float, name: str = DRIFT_PATTERN.name,
+                       patterns: tuple[Pattern, ...] = PATTERNS) -> tuple[Pattern, ...]:
     """The patterns after drift: the new one takes ``share`` of the frauds, the rest keep their mix."""
-    return (*(replace(p, share=p.share * (1 - share)) for p in PATTERNS), replace(DRIFT_PATTERNS[name], share=share))
+    return (*(replace(p, share=p.share * (1 - share)) for p in patterns), replace(DRIFT_PATTERNS[name], share=share))

@@ -34,7 +34,7 @@ from pydantic import (
     field_validator,
 )
 
-from fraudstream.simulator.patterns import PATTERNS, FraudMix, with_drift_pattern
+from fraudstream.simulator.patterns import PATTERNS, FraudMix, with_drift_pattern, with_long_patterns
 from fraudstream.simulator.population import EUR_TO, build_world, genuine_payment
 from shared.codec import explain
 from shared.events import Label, Transaction
@@ -72,6 +72,8 @@ class SimulatorConfig(BaseModel):
     Sampling inflates the apparent fraud rate by 1 / ``genuine_label_share``: a learner
     that needs calibrated probabilities weights each negative by that factor."""
     genuine_label_share: float = Field(0.1, ge=0, le=1)
+    long_frauds: bool = False
+    """Add the frauds that go on for weeks (compromised terminals and cards, ``patterns.py``)."""
     drift_at: int | AwareDatetime | None = None
     """After this event time, or this many transactions, the world changes."""
     drift_amount_factor: float = Field(1.5, gt=0)
@@ -132,10 +134,11 @@ def simulate(config: SimulatorConfig, n_transactions: int | None = None) -> Iter
     given, in which case the labels of those transactions follow the last one."""
     rng = Random(config.seed)
     world = build_world(rng, config.seed, config.n_cards, config.n_merchants)
-    before = FraudMix(config.fraud_rate, PATTERNS)
-    drifted_patterns = with_drift_pattern(config.drift_pattern_share, config.drift_pattern)
+    base = with_long_patterns(PATTERNS) if config.long_frauds else PATTERNS
+    before = FraudMix(config.fraud_rate, base)
+    drifted_patterns = with_drift_pattern(config.drift_pattern_share, config.drift_pattern, base)
     after = FraudMix(config.fraud_rate if config.drift_fraud_rate is None else config.drift_fraud_rate,
-                     drifted_patterns if config.drift_new_pattern else PATTERNS)
+                     drifted_patterns if config.drift_new_pattern else base)
     drift_ms, drift_tx = _drift_point(config)
     arrivals = _Arrivals(config, rng)
     labels_rng = Random(f"labels-{config.seed}")  # label settings never change the transactions

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Callable, Literal
+from typing import Literal
 
 import orjson
 
@@ -31,6 +32,9 @@ from shared.events import Transaction
 HOUR, DAY = 3600, 86400
 AGE_CAP_S = 30 * DAY
 """Stands for "no history in the last 30 days": `card_seconds_since_prev` and freshness."""
+MIN_MEAN_AMOUNT = 0.01
+"""The ratio's denominator floor, one cent: a card whose history is zero-amount checks (card
+testing) gets a large, finite ratio for its first real amount instead of a division by zero."""
 UNKNOWN_TX = "unknown or expired tx_id (no stored feature vector for this card)"
 """Why a label was not applied."""
 NIGHT_HOURS = range(0, 6)
@@ -42,8 +46,10 @@ CARD_AGGREGATIONS = {
     "count": "the card's transactions in the window",
     "sum": "their amounts added up",
     "mean": "their mean amount; 0 without history",
-    "ratio": "this amount over their mean amount; 1 without history",
+    "ratio": "this amount over their mean amount (at least MIN_MEAN_AMOUNT); 1 without history",
     "zscore": "(this amount - their mean) / their sample std; 0 with under 2 of them or no spread",
+    # sums and spreads are exact, rounded once, so a running window and a rescan agree
+    # to the bit whatever the order of adding and subtracting
     "seconds_since_prev": "ts minus the newest earlier ts; the window itself when there is none",
     "distinct_merchants": "how many merchants they went to",
     "merchant_is_new": "1 if the card never used this merchant before ts (no window)",
@@ -109,7 +115,7 @@ def version_of(features: tuple[Feature, ...]) -> str:
     """
     rows = [[f.name, f.entity, f.aggregation, f.window_s] for f in features]
     # the constants some aggregations read are part of what the numbers mean
-    return hashlib.sha256(orjson.dumps([rows, AGE_CAP_S, list(NIGHT_HOURS)])).hexdigest()[:12]
+    return hashlib.sha256(orjson.dumps([rows, AGE_CAP_S, MIN_MEAN_AMOUNT, list(NIGHT_HOURS)])).hexdigest()[:12]
 
 
 def _check(features: tuple[Feature, ...]) -> None:
@@ -193,6 +199,40 @@ def history_member(tx: Transaction) -> str:
     """
     merchant = tx.merchant_id
     return f"{tx.amount!r}|{tx.country}|{tx.channel}|{len(merchant.encode())}|{merchant}|{tx.tx_id}"
+
+
+class Watermark:
+    """The newest event time of one entity (a card), and what is too late behind it.
+
+    >>> w = Watermark(max_lateness_s=3600)
+    >>> w.observe(10_000.0); w.is_too_late(6_400.0), w.is_too_late(6_399.0)
+    (False, True)
+    """
+
+    def __init__(self, max_lateness_s: float):
+        self.max_lateness_s = max_lateness_s
+        self.newest = -math.inf
+
+    def observe(self, ts: datetime | float) -> None:
+        self.newest = max(self.newest, epoch_s(ts))
+
+    def is_too_late(self, ts: datetime | float) -> bool:
+        return epoch_s(ts) < self.newest - self.max_lateness_s
+
+    def reason(self, ts: datetime | float) -> str:
+        return too_late(self.newest - epoch_s(ts), self.max_lateness_s)
+
+
+def too_late(behind_s: float, max_lateness_s: float) -> str:
+    """Why a transaction was refused: the store and the reference word it alike."""
+    return f"too late: {behind_s:.0f}s behind the card's newest event, limit {max_lateness_s:.0f}s"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A transaction not applied, and why (it is dead-lettered with this reason)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -1,91 +1,106 @@
 -- One transaction at one merchant: read the merchant's hourly counts and known fraud
 -- labels, compute the merchant features, then count the transaction. Every key shares the
--- {merchant:<id>} hash tag. store.py prepends the constants: AGGREGATIONS and WINDOWS (the
--- merchant entries of definitions.FEATURES, in order), AGE_CAP, RETENTION and the TTLs.
+-- {merchant:<id>} hash tag. store.py prepends the constants: MERCHANT_AGGREGATIONS and
+-- MERCHANT_WINDOWS (the merchant entries of definitions.FEATURES, in order), AGE_CAP,
+-- MERCHANT_RETENTION and the TTLs.
 --
 -- Merchants are busy, so they are kept as hourly prefix sums, not one entry per
--- transaction: at most ~720 members whatever the volume, and a window count is two
+-- transaction: at most ~900 members whatever the volume, and a window count is two
 -- O(log n) look-ups. A late transaction bumps the few hours after its own.
 --
--- KEYS[1] hours  ZSET score = UTC hour, member = hour|transactions in all hours up to and
---                including this one|newest ts in this hour
--- KEYS[2] fraud  ZSET score = labelled_at, member = tx_id (label.lua writes and prunes it)
--- KEYS[3] vector STRING age|values, merchant features in AGGREGATIONS order, comma-separated
--- ARGV    ts, and 'late' when the transaction is behind the lateness bound (see card.lua)
+-- M.hours  ZSET   score = UTC hour, member = hour|transactions in all hours up to and
+--                 including this one|newest ts in this hour, and '|pruned' on the oldest
+--                 member once older hours were dropped (its total then counts them)
+-- M.fraud  ZSET   score = labelled_at, member = tx_id (label.lua writes and prunes it)
+-- M.vector STRING age|values, merchant features in MERCHANT_AGGREGATIONS order
 -- Returns the vector.
 
--- The stored vector doubles as the apply-once marker (see card.lua).
-local stored = redis.call('GET', KEYS[3])
-if stored then return stored end
-if ARGV[2] == 'late' then return false end
-
-local function fmt(x) return string.format('%.17g', x) end
-local ts = tonumber(ARGV[1])
-local hour = math.floor(ts / 3600)
-local function parse(member)
-  local h, total, newest = string.match(member, '^(%d+)|(%d+)|(.+)$')
-  return tonumber(h), tonumber(total), newest
+local function parse_hour(member)
+  local h, total, newest, pruned = string.match(member, '^(%d+)|(%d+)|([^|]+)(.*)$')
+  return tonumber(h), tonumber(total), newest, pruned == '|pruned'
 end
-local function member(h, total, newest) return string.format('%d|%d|%s', h, total, newest) end
+local function hour_member(h, total, newest) return string.format('%d|%d|%s', h, total, newest) end
 
--- Transactions in all hours before h, and the newest ts among them (nil when none).
-local function before(h)
-  local r = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. h, '-inf', 'LIMIT', 0, 1)
-  if #r == 0 then return 0, nil end
-  local _, total, newest = parse(r[1])
+-- Transactions in all hours before h, and the newest ts among them (nil when none). Every
+-- partition updates a merchant, so a transaction of a lagging partition may ask for hours
+-- already dropped: it then gets the oldest total kept, which undercounts by what those
+-- hours held, instead of zero, which would count the merchant's whole life.
+local function before(M, h)
+  local r = redis.call('ZREVRANGEBYSCORE', M.hours, '(' .. h, '-inf', 'LIMIT', 0, 1)
+  if #r == 0 then
+    local oldest = redis.call('ZRANGE', M.hours, 0, 0)[1]
+    if oldest then
+      local _, total, newest, pruned = parse_hour(oldest)
+      if pruned then return total, tonumber(newest) end
+    end
+    return 0, nil
+  end
+  local _, total, newest = parse_hour(r[1])
   return total, tonumber(newest)
 end
-local total_before, newest = before(hour)
 
--- [hour - w, hour): whole hours only, so the transaction's own hour never counts
-local counts = {}
-local function count(w)
-  if not counts[w] then counts[w] = total_before - before(hour - w / 3600) end
-  return counts[w]
-end
+local function apply_merchant(M, ts_text)
+  -- The stored vector doubles as the apply-once marker (see card.lua).
+  local stored = redis.call('GET', M.vector)
+  if stored then return stored end
+  local ts = tonumber(ts_text)
+  local hour = math.floor(ts / 3600)
+  local total_before, newest = before(M, hour)
 
--- One branch per aggregation in definitions.MERCHANT_AGGREGATIONS (reference.py mirrors them).
-local function feature(aggregation, w)
-  local n = count(w)
-  if aggregation == 'count' then return n end
-  if aggregation == 'fraud_rate' then
-    if n == 0 then return 0 end
-    return redis.call('ZCOUNT', KEYS[2], '(' .. fmt(ts - w), ARGV[1]) / n
+  -- [hour - w, hour): whole hours only, so the transaction's own hour never counts
+  local counts = {}
+  local function count(w)
+    if not counts[w] then counts[w] = total_before - before(M, hour - w / 3600) end
+    return counts[w]
   end
-  error('no merchant aggregation ' .. aggregation)
-end
 
-local out = {}
-for i = 1, #AGGREGATIONS do out[i] = fmt(feature(AGGREGATIONS[i], WINDOWS[i])) end
-local age = AGE_CAP
-if newest then age = math.min(ts - newest, AGE_CAP) end
-local vector = fmt(age) .. '|' .. table.concat(out, ',')
-
--- Count the transaction in its own hour and, when it is late, in every later hour's
--- running total too.
-local own = false
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], hour, '+inf')) do
-  local h, total, last = parse(m)
-  if h == hour then
-    own = true
-    if tonumber(last) < ts then last = ARGV[1] end
+  -- One branch per aggregation in definitions.MERCHANT_AGGREGATIONS (reference.py mirrors them).
+  local function feature(aggregation, w)
+    local n = count(w)
+    if aggregation == 'count' then return n end
+    if aggregation == 'fraud_rate' then
+      if n == 0 then return 0 end
+      return redis.call('ZCOUNT', M.fraud, '(' .. fmt(ts - w), ts_text) / n
+    end
+    error('no merchant aggregation ' .. aggregation)
   end
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZADD', KEYS[1], h, member(h, total + 1, last))
-end
 
--- Housekeeping once per merchant and hour, when the hour first appears: drop the hours
--- no window of a transaction within the lateness bound can reach, but keep the newest of
--- them (its running total is the base later differences start from); refresh the TTL.
-if not own then
-  redis.call('ZADD', KEYS[1], hour, member(hour, total_before + 1, ARGV[1]))
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 1)
-  local keep_from = math.floor((ts - RETENTION) / 3600)
-  if #oldest == 2 and parse(oldest[2]) < keep_from then
-    local base = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. keep_from, '-inf', 'LIMIT', 0, 1)[1]
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. parse(base))
+  local out = {}
+  for i = 1, #MERCHANT_AGGREGATIONS do out[i] = fmt(feature(MERCHANT_AGGREGATIONS[i], MERCHANT_WINDOWS[i])) end
+  local age = AGE_CAP
+  if newest then age = math.min(ts - newest, AGE_CAP) end
+  local vector = fmt(age) .. '|' .. table.concat(out, ',')
+
+  -- Count the transaction in its own hour and, when it is late, in every later hour's
+  -- running total too.
+  local own = false
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', M.hours, hour, '+inf')) do
+    local h, total, last, pruned = parse_hour(m)
+    if h == hour then
+      own = true
+      if tonumber(last) < ts then last = ts_text end
+    elseif pruned then
+      own = true -- older than every hour kept: the base's total counts it
+    end
+    redis.call('ZREM', M.hours, m)
+    redis.call('ZADD', M.hours, h, hour_member(h, total + 1, last) .. (pruned and '|pruned' or ''))
   end
-  redis.call('EXPIRE', KEYS[1], HISTORY_TTL)
+
+  -- Housekeeping once per merchant and hour, when the hour first appears: drop the hours
+  -- no window of a transaction within the partition skew can reach, but keep the newest
+  -- of them, marked, as the base later differences start from; refresh the TTL.
+  if not own then
+    redis.call('ZADD', M.hours, hour, hour_member(hour, total_before + 1, ts_text))
+    local oldest = redis.call('ZRANGE', M.hours, 0, 1)
+    local keep_from = math.floor((ts - MERCHANT_RETENTION) / 3600)
+    if #oldest == 2 and parse_hour(oldest[2]) < keep_from then
+      local base = redis.call('ZREVRANGEBYSCORE', M.hours, '(' .. keep_from, '-inf', 'LIMIT', 0, 1)[1]
+      local h, total, last = parse_hour(base)
+      redis.call('ZREMRANGEBYSCORE', M.hours, '-inf', h)
+      redis.call('ZADD', M.hours, h, hour_member(h, total, last) .. '|pruned')
+    end
+    redis.call('EXPIRE', M.hours, MERCHANT_TTL)
+  end
+  redis.call('SET', M.vector, vector, 'EX', VECTOR_TTL)
+  return vector
 end
-redis.call('SET', KEYS[3], vector, 'EX', VECTOR_TTL)
-return vector

@@ -20,12 +20,25 @@ import bisect
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from fractions import Fraction
 
-from shared.events import Label, Transaction
 from services.features.definitions import (
-    AGE_CAP_S, FEATURE_NAMES, HOUR, UNKNOWN_TX, FeatureResult, by_entity, epoch_s,
-    history_member, hour_of, transaction_features,
+    AGE_CAP_S,
+    FEATURE_NAMES,
+    HOUR,
+    MIN_MEAN_AMOUNT,
+    UNKNOWN_TX,
+    FeatureResult,
+    Refused,
+    Watermark,
+    by_entity,
+    epoch_s,
+    history_member,
+    hour_of,
+    transaction_features,
 )  # fmt: skip
+from shared.events import Label, Transaction
+
 
 @dataclass(frozen=True, order=True)
 class _Past:
@@ -45,9 +58,8 @@ def _card_feature(
     inside = [r for r in rows if ts - w < r.ts < ts]
     amounts = [r.amount for r in inside]
     previous = inside[-1] if inside else None
-    n, total = len(amounts), 0.0
-    for a in amounts:  # oldest first, like the Lua script, so sums agree to the bit
-        total += a
+    # the exact sum rounded once: what the store's running sums give, in any order
+    n, total = len(amounts), math.fsum(amounts)
     if aggregation == "count":
         return float(n)
     if aggregation == "sum":
@@ -55,15 +67,14 @@ def _card_feature(
     if aggregation == "mean":
         return total / n if n else 0.0
     if aggregation == "ratio":
-        return tx.amount / (total / n) if n else 1.0
+        return tx.amount / max(total / n, MIN_MEAN_AMOUNT) if n else 1.0
     if aggregation == "zscore":
         if n < 2:
             return 0.0
         mean = total / n
-        ss = 0.0
-        for a in amounts:
-            ss += (a - mean) * (a - mean)
-        std = math.sqrt(ss / (n - 1))
+        exact = [Fraction(a) for a in amounts]
+        spread = float(n * sum(a * a for a in exact) - sum(exact) ** 2)  # n(n-1) sample variances
+        std = math.sqrt(spread / (n * (n - 1)))
         return 0.0 if std <= 1e-9 * mean else (tx.amount - mean) / std
     if aggregation == "seconds_since_prev":
         return ts - previous.ts if previous else float(w)
@@ -94,17 +105,27 @@ def _age(ts: float, earlier: list[float]) -> float:
 
 
 class ReferenceFeatures:
-    def __init__(self) -> None:
+    """``max_lateness_s``, when given, refuses a transaction that far behind its card's
+    newest one, as the store does; without it every transaction is applied."""
+
+    def __init__(self, max_lateness_s: float | None = None) -> None:
+        self.max_lateness_s = max_lateness_s
+        self.newest: dict[str, Watermark] = {}
         self.history: dict[str, list[_Past]] = defaultdict(list)
         self.first_seen: dict[tuple[str, str], float] = {}
         self.merchant_times: dict[str, list[float]] = defaultdict(list)
         self.frauds: dict[str, dict[str, float]] = defaultdict(dict)
         self.applied: dict[tuple[str, str], tuple[FeatureResult, str]] = {}
 
-    def apply(self, tx: Transaction) -> FeatureResult:
+    def apply(self, tx: Transaction) -> FeatureResult | Refused:
         """Features from everything applied before with an earlier ts; then record ``tx``."""
         if (tx.card_id, tx.tx_id) in self.applied:
             return self.applied[tx.card_id, tx.tx_id][0]
+        if self.max_lateness_s is not None:
+            card = self.newest.setdefault(tx.card_id, Watermark(self.max_lateness_s))
+            if card.is_too_late(tx.ts):
+                return Refused(card.reason(tx.ts))
+            card.observe(tx.ts)
         ts = epoch_s(tx.ts)
         rows = self.history[tx.card_id]
         first_seen = self.first_seen.get((tx.card_id, tx.merchant_id))

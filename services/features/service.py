@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from services.features.store import FeatureStore, Refused
 from shared import metrics
-from shared.boundary import dispatch
+from shared.boundary import Route, dispatch
 from shared.codec import encode
 from shared.events import EnrichedTransaction, Label, Transaction
 from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features.store import FeatureStore, Watermark
 
 SERVICE = "features"
 INPUTS = (TRANSACTIONS_VALID, LABELS)
@@ -35,27 +34,20 @@ class Features:
         self.settings = settings
         self.store = store
         self.enriched_topic = settings.topic(TRANSACTIONS_ENRICHED)
-        # Event-time watermark per input partition: a transaction far behind it is too
-        # late to land in windows that later transactions have already read.
-        self.watermarks: dict[int, Watermark] = defaultdict(lambda: Watermark(settings.max_lateness_s))
-        self.routes = {TRANSACTIONS_VALID: self.on_transaction, LABELS: self.on_label}
+        self.routes: dict[str, Route] = {TRANSACTIONS_VALID: self.on_transaction, LABELS: self.on_label}
         self._txs: list[tuple[ConsumerRecord, Transaction]] = []  # the batch's, collected by the routes
-        self._late: list[bool] = []
         self._labels: list[Label] = []
 
     def on_transaction(self, item: Inbound[Transaction]) -> None:
-        watermark = self.watermarks[item.record.partition]
-        self._late.append(watermark.is_too_late(item.event.ts))
-        watermark.observe(item.event.ts)
         self._txs.append((item.record, item.event))
 
     def on_label(self, item: Inbound[Label]) -> None:
         self._labels.append(item.event)
 
     async def __call__(self, batch: list[Inbound]) -> list[Out]:
-        self._txs, self._late, self._labels = [], [], []
+        self._txs, self._labels = [], []
         outs = dispatch(self.routes, batch)
-        txs, late, labels = self._txs, self._late, self._labels
+        txs, labels = self._txs, self._labels
         # A label's fraud counts only for transactions with ts >= labelled_at (the store keeps
         # it by labelled_at), so applying it before this batch's transactions is exact and
         # lets them see it; only a label of a transaction in this same batch has to wait for
@@ -63,12 +55,13 @@ class Features:
         batch_ids = {tx.tx_id for _, tx in txs}
         later = [label for label in labels if label.tx_id in batch_ids]
         await self._apply_labels([label for label in labels if label.tx_id not in batch_ids])
-        results = await self.store.apply([tx for _, tx in txs], late)
+        # the store judges lateness against each card's own newest event (the windows it
+        # protects), so one producer's clock cannot make other cards' transactions late
+        results = await self.store.apply([tx for _, tx in txs])
         enriched_at = time.time()
         for (record, tx), result in zip(txs, results):
-            if result is None:  # late and never applied: its windows were already read
-                reason = self.watermarks[record.partition].reason(tx.ts)
-                outs.append(dead_letter(self.settings, SERVICE, record, reason))
+            if isinstance(result, Refused):  # too late for windows its card already read
+                outs.append(dead_letter(self.settings, SERVICE, record, result.reason))
                 continue
             event = EnrichedTransaction(
                 transaction=tx,

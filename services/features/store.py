@@ -7,75 +7,79 @@ key                         type    content                                     
 ==========================  ======  ==============================================  ==================
 ``P:{card:C}:tx``           ZSET    score ts, member amount|country|channel|        30 d + lateness
                                     len(merchant)|merchant|tx_id
+``P:{card:C}:windows``      STRING  per running window: edge, count, exact sum      as above
+                                    and sum of squares, oldest ts counted; newest
 ``P:{card:C}:merchants``    HASH    merchant_id → earliest ts the card used it      180 d
+``P:{card:C}:last``         ZSET    merchant_id by the newest ts the card used it   30 d + lateness
 ``P:{card:C}:fv:T``         STRING  version|ts|age|card and tx values|merchant_id   ``feature_ttl_s``
 ``P:{merchant:M}:tx``       ZSET    score UTC hour, member hour|running total|      30 d + lateness
-                                    newest ts (hourly prefix sums, ≤ ~745 members)  + 1 d skew
+                                    newest ts (hourly prefix sums, ≤ ~900 members)  + 7 d skew
 ``P:{merchant:M}:fraud``    ZSET    score earliest labelled_at, member tx_id        as above
 ``P:{merchant:M}:fv:T``     STRING  age|merchant values                             ``feature_ttl_s``
 ``P:featureset:V``          STRING  JSON: the names in each part of version V       ``feature_ttl_s``
 ==========================  ======  ==============================================  ==================
 
-Windows are pruned by event time as transactions arrive, so they are exact only for a
-transaction within ``max_lateness_s`` of the newest on its partition (the caller checks
-with a :class:`Watermark` before the store) and, for merchants, whose state every
-partition shares, within a further ``PARTITION_SKEW_S`` of the newest anywhere.
+A transaction costs the same whatever its card's history (card.lua): each window keeps a
+running count, sum and sum of squares, and only the events that just left it are read.
+Card windows are exact (equal to reference.py to the bit) for every transaction within
+``max_lateness_s`` of its card's newest; one further behind is refused (lateness follows
+the card: another card's clock, or a backfill beside live traffic, never makes it late).
+
+Merchant windows, which every input partition updates, count exactly the transactions
+applied before with an hour in the window, as the reference does in arrival order, for a
+transaction up to ``PARTITION_SKEW_S`` behind the merchant's newest. When partitions
+drift apart (a restart, replay or backlog), that differs from a replay in event-time
+order by exactly the lagging partitions' transactions not yet applied: an undercount,
+never an overcount, bounded by what the lagging partitions hold between their position
+and the transaction's hour. Further behind than the skew, a window that reaches into the
+dropped hours counts only the hours kept (an undercount by what the dropped ones held).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import dataclasses
-import hashlib
-import math
-from datetime import datetime
-from importlib import resources
-from typing import Callable
-
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from shared.events import Label, Transaction
-from shared.redis import key
-from shared.settings import Settings
 from services.features.definitions import (
-    AGE_CAP_S, DAY, FEATURE_NAMES, FEATURE_SET_VERSION, LAYOUT, UNKNOWN_TX, Entity, FeatureResult, Layout,
-    by_entity, epoch_s, history_member, transaction_features,
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    LAYOUT,
+    UNKNOWN_TX,
+    FeatureResult,
+    Layout,
+    Refused,
+    Watermark,
+    epoch_s,
+    history_member,
+    too_late,
+    transaction_features,
 )  # fmt: skip
+from services.features.scripts import Scripts
+from shared.events import Label, Transaction
+from shared.redis import AsyncPipeline, AsyncRedis, key, slot_groups
+from shared.settings import Settings
 
-__all__ = ["FeatureResult", "FeatureStore", "Watermark"]
-
-SEEN_MERCHANTS_TTL_S = 180 * DAY
-"""A card idle this long (wall clock) forgets its merchants: all are new to it again."""
-PARTITION_SKEW_S = DAY
-"""How far apart in event time input partitions may run (consumer lag, replays); merchant
-state, which every partition updates, keeps this much more history."""
+__all__ = ["FeatureResult", "FeatureStore", "Refused", "Watermark"]
 
 
-class Watermark:
-    """The newest event time seen on one input partition, and what is too late behind it.
+@dataclass(frozen=True)
+class _Op:
+    """One operation of batch.lua: its keys and its arguments."""
 
-    >>> w = Watermark(max_lateness_s=3600)
-    >>> w.observe(10_000.0); w.is_too_late(6_400.0), w.is_too_late(6_399.0)
-    (False, True)
-    """
+    keys: list[str]
+    args: list[str]
 
-    def __init__(self, max_lateness_s: float):
-        self.max_lateness_s = max_lateness_s
-        self.newest = -math.inf
 
-    def observe(self, ts: datetime | float) -> None:
-        self.newest = max(self.newest, epoch_s(ts))
+def _merge(ops: list[_Op]) -> _Op:
+    return _Op([k for op in ops for k in op.keys], [a for op in ops for a in op.args])
 
-    def is_too_late(self, ts: datetime | float) -> bool:
-        return epoch_s(ts) < self.newest - self.max_lateness_s
 
-    def reason(self, ts: datetime | float) -> str:
-        behind = self.newest - epoch_s(ts)
-        return f"too late: {behind:.0f}s behind the partition's newest event, limit {self.max_lateness_s:.0f}s"
+def _late(card_reply: bytes | str) -> bool:
+    return _text(card_reply).startswith("late|")
 
 
 @dataclass(frozen=True)
@@ -83,33 +87,6 @@ class StoredVector:
     ts: float
     """The transaction's event time, epoch seconds."""
     features: dict[str, float]
-
-
-class _Script:
-    """A Lua script with the store's constants prepended, run by SHA inside a pipeline."""
-
-    def __init__(self, filename: str, constants: dict[str, object]):
-        header = "".join(f"local {name} = {_lua(value)}\n" for name, value in constants.items())
-        self.source = header + resources.files(__package__).joinpath(filename).read_text()
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
-
-
-def _lua(value: object) -> str:
-    """A Python constant as a Lua literal (floats by repr, so Lua reads the same double)."""
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, (tuple, list)):
-        return "{" + ", ".join(map(_lua, value)) + "}"
-    return repr(value)
-
-
-def _specs(entity: Entity) -> dict[str, object]:
-    features = by_entity(entity)
-    return {
-        "AGGREGATIONS": [f.aggregation for f in features],
-        "WINDOWS": [f.window_s for f in features],
-        "LONGEST": max(f.window_s for f in features),
-    }
 
 
 def _text(value: bytes | str) -> str:
@@ -123,61 +100,81 @@ def _floats(csv: str) -> list[float]:
 class FeatureStore:
     """Point-in-time features for batches of transactions, and the vectors kept for labels."""
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings):
+    def __init__(self, redis: AsyncRedis, settings: Settings):
         self.redis = redis
         self.settings = settings
         self.prefix = settings.redis_prefix
         self.vector_ttl_s = settings.feature_ttl_s
         self.layouts = {FEATURE_SET_VERSION: LAYOUT}
         self.layout_json = orjson.dumps(dataclasses.asdict(LAYOUT))
-        # History older than this before a transaction serves no window of a later one.
-        card_retention = float(max(f.window_s for f in by_entity("card")) + settings.max_lateness_s)
-        merchant_retention = float(
-            max(f.window_s for f in by_entity("merchant")) + settings.max_lateness_s + PARTITION_SKEW_S
-        )
-        merchant = {"RETENTION": merchant_retention, "HISTORY_TTL": math.ceil(merchant_retention)}
-        self.card_script = _Script("card.lua", _specs("card") | {
-            "AGE_CAP": AGE_CAP_S, "RETENTION": card_retention, "HISTORY_TTL": math.ceil(card_retention),
-            "MERCHANTS_TTL": SEEN_MERCHANTS_TTL_S, "VECTOR_TTL": self.vector_ttl_s, "VERSION": FEATURE_SET_VERSION,
-        })  # fmt: skip
-        self.merchant_script = _Script(
-            "merchant.lua", _specs("merchant") | merchant | {"AGE_CAP": AGE_CAP_S, "VECTOR_TTL": self.vector_ttl_s}
-        )
-        self.label_script = _Script("label.lua", merchant)
+        self.scripts = Scripts(settings)
 
     def _key(self, entity: str, entity_id: str, *parts: str) -> str:
         return key(self.settings, entity, entity_id, *parts)
 
-    async def apply(self, txs: list[Transaction], late: list[bool] | None = None) -> list[FeatureResult | None]:
+    async def apply(self, txs: list[Transaction]) -> list[FeatureResult | Refused]:
         """Compute each transaction's features from the state before it, then record it.
 
-        One Redis round trip for the whole batch (a card and a merchant script per
-        transaction in one pipeline); results in input order. Applying a transaction again
-        returns what it got the first time and changes nothing. A transaction flagged
-        ``late`` gets its stored result if it was applied before, else None (refused).
+        One script call for the whole batch on a single Redis (one round trip); under
+        Redis Cluster one call per hash slot, cards first, then the merchants of the
+        transactions their cards took (two round trips). Results in input order. Applying
+        a transaction again returns what it got the first time and changes nothing; one
+        too far behind its card's newest event is refused, unless applied before.
         """
         if not txs:
             return []
-        late = late or [False] * len(txs)
-        replies = await self._execute(lambda pipe: self._queue_apply(pipe, txs, late))
-        cards, merchants = replies[1::2], replies[2::2]
+        if self.settings.redis_cluster:
+            cards = await self._run([self._card_op(tx) for tx in txs], self._remember_layout)
+            merchants = await self._run([self._merchant_op(tx, 0) if not _late(c) else None
+                                         for tx, c in zip(txs, cards)])  # fmt: skip
+        else:
+            ops = [op for i, tx in enumerate(txs) for op in (self._card_op(tx), self._merchant_op(tx, 2 * i + 1))]
+            replies = await self._run(ops, self._remember_layout)
+            cards, merchants = replies[0::2], replies[1::2]
         # a transaction first applied by an older deployment keeps that version's vector
-        await self._learn_layouts({_text(card).split("|", 1)[0] for card in cards if card is not None})
-        return [None if card is None or merchant is None else self._result(_text(card), _text(merchant))
-                for card, merchant in zip(cards, merchants)]
+        await self._learn_layouts({_text(c).split("|", 1)[0] for c in cards if not _late(c)})
+        return [self._refused(tx, _text(c)) if _late(c) else self._result(_text(c), _text(m))
+                for tx, c, m in zip(txs, cards, merchants)]  # fmt: skip
 
-    def _queue_apply(self, pipe: Pipeline, txs: list[Transaction], late: list[bool]) -> None:
+    def _remember_layout(self, pipe: AsyncPipeline) -> None:
         # the names behind this version live as long as the vectors written with it
         pipe.set(f"{self.prefix}:featureset:{FEATURE_SET_VERSION}", self.layout_json, ex=self.vector_ttl_s)
-        for tx, is_late in zip(txs, late):
-            flag = "late" if is_late else "on-time"
-            ts = repr(epoch_s(tx.ts))
-            card, merchant = self._key("card", tx.card_id), self._key("merchant", tx.merchant_id)
-            tx_values = ",".join(map(repr, transaction_features(tx).values()))
-            pipe.evalsha(self.card_script.sha, 3, f"{card}:tx", f"{card}:merchants", f"{card}:fv:{tx.tx_id}",
-                         ts, history_member(tx), tx_values, flag)  # fmt: skip
-            pipe.evalsha(self.merchant_script.sha, 3, f"{merchant}:tx", f"{merchant}:fraud",
-                         f"{merchant}:fv:{tx.tx_id}", ts, flag)  # fmt: skip
+
+    def _card_op(self, tx: Transaction) -> _Op:
+        card = self._key("card", tx.card_id)
+        tx_values = ",".join(map(repr, transaction_features(tx).values()))
+        keys = [f"{card}:tx", f"{card}:merchants", f"{card}:last", f"{card}:windows", f"{card}:fv:{tx.tx_id}"]
+        return _Op(keys, ["card", repr(epoch_s(tx.ts)), history_member(tx), tx_values])
+
+    def _merchant_op(self, tx: Transaction, card_op: int) -> _Op:
+        merchant = self._key("merchant", tx.merchant_id)
+        keys = [f"{merchant}:tx", f"{merchant}:fraud", f"{merchant}:fv:{tx.tx_id}"]
+        return _Op(keys, ["merchant", repr(epoch_s(tx.ts)), str(card_op)])
+
+    async def _run(self, ops: Sequence[_Op | None], also: Callable[[AsyncPipeline], None] | None = None) -> list:
+        """One reply per op (None for a None op): ops grouped into one script call per
+        Cluster slot (all in one on a single Redis), the calls in one pipeline."""
+        present = {i: op for i, op in enumerate(ops) if op is not None}
+        indexes = list(present)
+        groups = [[indexes[j] for j in group]
+                  for group in slot_groups(self.settings, [op.keys[0] for op in present.values()])]  # fmt: skip
+
+        def queue(pipe: AsyncPipeline) -> None:
+            if also:
+                also(pipe)
+            for group in groups:
+                call = _merge([present[i] for i in group])
+                pipe.evalsha(self.scripts.batch.sha, len(call.keys), *call.keys, *call.args)
+
+        replies = await self._execute(queue)
+        out: list = [None] * len(ops)
+        for group, reply in zip(groups, replies[1 if also else 0 :]):
+            for i, value in zip(group, reply):
+                out[i] = value
+        return out
+
+    def _refused(self, tx: Transaction, late: str) -> Refused:
+        return Refused(too_late(float(late.split("|")[1]) - epoch_s(tx.ts), self.settings.max_lateness_s))
 
     def _result(self, card: str, merchant: str) -> FeatureResult:
         version, _, card_age, card_values, _ = card.split("|", 4)
@@ -206,10 +203,10 @@ class FeatureStore:
 
     async def load_scripts(self) -> None:
         """Load the Lua scripts (optional: the first batch loads them when Redis lacks them)."""
-        for script in (self.card_script, self.merchant_script, self.label_script):
+        for script in self.scripts:
             await self.redis.script_load(script.source)
 
-    async def _execute(self, queue: Callable[[Pipeline], object]) -> list:
+    async def _execute(self, queue: Callable[[AsyncPipeline], object]) -> list:
         """Queue commands on a fresh pipeline and run it: one round trip."""
         try:
             return await self._pipeline(queue).execute()
@@ -219,7 +216,7 @@ class FeatureStore:
             await self.load_scripts()
             return await self._pipeline(queue).execute()
 
-    def _pipeline(self, queue: Callable[[Pipeline], object]) -> Pipeline:
+    def _pipeline(self, queue: Callable[[AsyncPipeline], object]) -> AsyncPipeline:
         pipe = self.redis.pipeline(transaction=False)
         queue(pipe)
         return pipe
@@ -245,10 +242,10 @@ class FeatureStore:
             await self._execute(lambda pipe: self._queue_labels(pipe, frauds))
         return [None if part else UNKNOWN_TX for part in parts]
 
-    def _queue_labels(self, pipe: Pipeline, frauds: list[tuple[Label, str]]) -> None:
+    def _queue_labels(self, pipe: AsyncPipeline, frauds: list[tuple[Label, str]]) -> None:
         for label, merchant_id in frauds:
             merchant = self._key("merchant", merchant_id)
-            pipe.evalsha(self.label_script.sha, 2, f"{merchant}:tx", f"{merchant}:fraud",
+            pipe.evalsha(self.scripts.label.sha, 2, f"{merchant}:tx", f"{merchant}:fraud",
                          repr(epoch_s(label.labelled_at)), label.tx_id)  # fmt: skip
 
     async def lookup_vectors(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, float] | None]:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
-from shared.redis import key, slot_groups
+from shared.redis import AsyncRedis, key, slot_groups
 from shared.settings import Settings
 
 SCRIPT = (Path(__file__).parent / "dedup.lua").read_text()
 
 
 class Deduplicator:
-    def __init__(self, redis: aioredis.Redis, settings: Settings):
+    def __init__(self, redis: AsyncRedis, settings: Settings):
         self.settings = settings
         self.script = redis.register_script(SCRIPT)
         self.redis = redis
@@ -31,8 +29,9 @@ class Deduplicator:
         groups = slot_groups(self.settings, keys)
         pipe = self.redis.pipeline(transaction=False)
         for group in groups:
-            await self.script(keys=[keys[i] for i in group],
-                        args=[self.settings.dedup_ttl_s, *(claims[i][2] for i in group)], client=pipe)
+            # redis-py queues a script on a pipeline, a Cluster one too, but types only clients
+            await self.script(keys=[keys[i] for i in group], args=[self.settings.dedup_ttl_s,
+                              *(claims[i][2] for i in group)], client=pipe)  # type: ignore[arg-type]
         owned = [False] * len(claims)
         for group, replies in zip(groups, await pipe.execute() if groups else []):
             for i, reply in zip(group, replies):

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
+from services.ingest.dedup import Deduplicator
+from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from shared.boundary import dispatch
 from shared.codec import encode
 from shared.events import Label, Transaction, utcnow
@@ -18,8 +20,6 @@ from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, dead_letter, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, LABELS_RAW, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from services.ingest.dedup import Deduplicator
-from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 
 SERVICE = "ingest"
 INPUTS = (TRANSACTIONS_RAW, LABELS_RAW)

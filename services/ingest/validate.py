@@ -36,7 +36,7 @@ class Limits:
     max_age_days: float
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "Limits":
+    def from_settings(cls, s: Settings) -> Limits:
         return cls(s.max_message_bytes, s.max_amount, s.max_future_skew_s, s.max_age_days)
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
-from shared import metrics
-from shared.events import EnrichedTransaction, Label
 from services.features import FeatureReader
 from services.learner.lineage import Lineage
 from services.learner.waiting import WaitingLabels
+from shared import metrics
+from shared.events import EnrichedTransaction, Label
 
 
 class LabelJoin:

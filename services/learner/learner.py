@@ -17,10 +17,6 @@ from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
 
-from shared.boundary import Inbound, dispatch
-from shared.events import EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested
-from shared.kafka import Out
-from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 from services.learner.joining import LabelJoin
 from services.learner.lineage import Lineage
 from services.learner.maturity import Maturity
@@ -28,6 +24,10 @@ from services.learner.publishing import Publisher
 from services.learner.retrain_queue import RetrainQueue
 from services.learner.trainer import Trainer
 from services.learner.verdicts import Verdicts
+from shared.boundary import Inbound, Route, dispatch
+from shared.events import EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested
+from shared.kafka import Out
+from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 
 
 @dataclass
@@ -54,8 +54,8 @@ class Learner:
         self.lineage, self.join, self.maturity, self.queue = lineage, join, maturity, queue
         self.waiting = join.waiting
         self.publisher, self.verdicts = publisher, verdicts
-        self.routes = {LABELS: self.on_label, TRANSACTIONS_ENRICHED: self.on_enriched,
-                       MODEL_VERSIONS: self.on_version, MODEL_RETRAIN: self.on_request}
+        self.routes: dict[str, Route] = {LABELS: self.on_label, TRANSACTIONS_ENRICHED: self.on_enriched,
+                                         MODEL_VERSIONS: self.on_version, MODEL_RETRAIN: self.on_request}
         self.attempt = Attempt(())
 
     def on_label(self, item: Inbound[Label]) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from shared.errors import ArtifactError
-from shared.events import ModelVersionPublished
 from services.learner.shadow import Shadow
 from services.learner.trainer import Trainer
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified
+from shared.errors import ArtifactError
+from shared.events import ModelVersionPublished
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,17 @@ class Lineage:
         """Apply an announcement read on ``model.versions`` (our own ones are already known).
 
         A transient Redis error while loading an artifact propagates (the runner retries the
-        batch, and the event is followed again); only an artifact that is missing or fails its sha256 is logged and skipped.
+        batch, and the event is followed again); only an artifact that is missing or fails its
+        sha256 is logged and skipped.
         """
         if (event.version, event.published_at) in self.known:
             return
         if self.shadow.owns(event) and event.status in ("retired", "rejected"):
             self.shadow.stop()
         elif self.shadow.owns(event) and event.status == "champion":
-            self.trainer, self.version = self.shadow.stop(), event.version  # it learned every label since
+            promoted = self.shadow.stop()
+            assert promoted is not None  # the shadow owns the event: it has a trainer
+            self.trainer, self.version = promoted, event.version  # it learned every label since
             log.info("challenger %s promoted: training continues from it", event.version)
         elif event.status == "challenger" and event.version != self.shadow.version:
             model = await self._load(event, "cannot start challenger")

@@ -8,18 +8,18 @@ transaction out, and the event-time clock (the newest transaction seen) matures 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
-import redis.asyncio as aioredis
-
-from shared.events import EnrichedTransaction, Label
-from shared.settings import Settings
 from services.learner.trainer import sampled
+from shared.events import EnrichedTransaction, Label
+from shared.redis import AsyncRedis
+from shared.settings import Settings
 
 MATURED_PER_BATCH = 2000
 
 
 class Maturity:
-    def __init__(self, settings: Settings, redis: aioredis.Redis):
+    def __init__(self, settings: Settings, redis: AsyncRedis):
         self.settings, self.redis = settings, redis
         self.key = f"{settings.redis_prefix}:learner:pending"
         self.watermark = 0.0
@@ -48,7 +48,9 @@ class Maturity:
     async def matured(self) -> list[Label]:
         """Genuine labels for the transactions that waited ``label_maturity_s`` of event time."""
         cutoff = self.watermark - self.settings.label_maturity_s
-        members = await self.redis.zrangebyscore(self.key, "-inf", cutoff, start=0, num=MATURED_PER_BATCH)
+        # our clients never decode responses: members are bytes (redis-py types any reply)
+        members = cast(list[bytes], await self.redis.zrangebyscore(self.key, "-inf", cutoff, start=0,
+                                                                   num=MATURED_PER_BATCH))
         if not members:
             return []
         await self.redis.zrem(self.key, *members)

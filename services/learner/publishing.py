@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import time
 
+from services.learner.lineage import Lineage
+from services.model import registry
+from services.model.artifacts import ArtifactStore, dump
+from services.model.fraud_model import FraudModel
 from shared.codec import encode
 from shared.events import ModelVersionPublished
 from shared.kafka import Out
 from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS
-from services.learner.lineage import Lineage
-from services.model import registry
-from services.model.artifacts import ArtifactStore, dump
-from services.model.fraud_model import FraudModel
 
 log = logging.getLogger(__name__)
 

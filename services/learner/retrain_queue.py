@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
+from typing import cast
 
-import redis.asyncio as aioredis
-
+from services.learner.retrain import Example
 from shared.codec import DecodeError, decode, encode
 from shared.events import RetrainRequested
+from shared.redis import AsyncRedis
 from shared.settings import Settings
-from services.learner.retrain import Example
 
 log = logging.getLogger(__name__)
 
 
 class RetrainQueue:
-    def __init__(self, settings: Settings, redis: aioredis.Redis):
+    def __init__(self, settings: Settings, redis: AsyncRedis):
         self.settings, self.redis = settings, redis
         self.key = f"{settings.redis_prefix}:learner:retrain-queue"
         self.queued: dict[str, RetrainRequested] = {}
@@ -39,7 +40,8 @@ class RetrainQueue:
 
     async def resume(self) -> None:
         """The requests still waiting when the learner stopped."""
-        for raw in (await self.redis.hgetall(self.key)).values():
+        # our clients never decode responses: values are bytes (redis-py types any reply)
+        for raw in cast(dict[bytes, bytes], await self.redis.hgetall(self.key)).values():
             try:
                 request = decode(raw, RetrainRequested)
             except DecodeError as exc:
@@ -74,7 +76,7 @@ class RetrainQueue:
                 if self.lacking(request, recent) and not expired:
                     continue
                 log.info("retrain %s runs: %d labels, %d frauds since %s", request_id,
-                         *since(request, recent), request.since)
+                         *since(request.since, recent), request.since)
                 self._answered.append(request_id)
             due.append(self.queued.pop(request_id))
         return due
@@ -83,7 +85,7 @@ class RetrainQueue:
         """What a request with ``since`` still waits for in the window (None: nothing)."""
         if request.since is None:
             return None
-        (labels, frauds), settings = since(request, recent), self.settings
+        (labels, frauds), settings = since(request.since, recent), self.settings
         if labels >= settings.retrain_min_labels_since_drift and frauds >= settings.retrain_min_frauds_since_drift:
             return None
         return (f"{labels} labels, {frauds} frauds since {request.since:%Y-%m-%d %H:%M:%S} (needs "
@@ -100,8 +102,8 @@ class RetrainQueue:
             self._sent = []
 
 
-def since(request: RetrainRequested, recent: list[Example]) -> tuple[int, int]:
-    """Labels and frauds in the window of transactions from ``request.since`` on."""
-    start = request.since.timestamp()
-    kept = [e.is_fraud for e in recent if e.ts >= start]
+def since(start: datetime, recent: list[Example]) -> tuple[int, int]:
+    """Labels and frauds in the window of transactions from ``start`` on (a request's ``since``)."""
+    start_s = start.timestamp()
+    kept = [e.is_fraud for e in recent if e.ts >= start_s]
     return len(kept), sum(kept)

@@ -20,12 +20,12 @@ import asyncio
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+from services.learner.startup import start_learner
 from shared.codec import encode
 from shared.events import RetrainRequested
 from shared.runner import Clients, ServiceSpec, run_service
 from shared.settings import Settings
 from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
-from services.learner.startup import start_learner
 
 SERVICE = "learner"
 INPUTS = (LABELS, TRANSACTIONS_ENRICHED, MODEL_VERSIONS, MODEL_RETRAIN)

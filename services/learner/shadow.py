@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.events import ModelVersionPublished
 from services.learner.trainer import Trainer
 from services.model.fraud_model import FraudModel
+from shared.events import ModelVersionPublished
 
 
 class Shadow:

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
-
-from shared.errors import ArtifactError
-from shared.events import ModelVersionPublished
-from shared.settings import Settings
 from services.features import FeatureReader, feature_reader
 from services.learner.joining import LabelJoin
 from services.learner.learner import Learner
@@ -23,11 +18,15 @@ from services.learner.waiting import WaitingLabels
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified, make_store
 from services.model.fraud_model import FraudModel
+from shared.errors import ArtifactError
+from shared.events import ModelVersionPublished
+from shared.redis import AsyncRedis
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def assemble(settings: Settings, redis: aioredis.Redis, features: FeatureReader, artifacts: ArtifactStore,
+def assemble(settings: Settings, redis: AsyncRedis, features: FeatureReader, artifacts: ArtifactStore,
              trainer: Trainer, history: list[ModelVersionPublished]) -> Learner:
     """The learner's parts, wired (nothing is read yet)."""
     lineage = Lineage(trainer, history, artifacts)
@@ -37,7 +36,7 @@ def assemble(settings: Settings, redis: aioredis.Redis, features: FeatureReader,
                    RetrainQueue(settings, redis), publisher, Verdicts(settings, publisher))
 
 
-async def start_learner(settings: Settings, redis: aioredis.Redis) -> Learner:
+async def start_learner(settings: Settings, redis: AsyncRedis) -> Learner:
     artifacts = make_store(settings, redis)
     history = await registry.history(settings)
     model = FraudModel(genuine_rate=settings.genuine_sample_rate)

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.events import TrainingWindow
 from services.learner.retrain import Example
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Prequential
+
+
+def _aware(ts: datetime | float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, float) else ts
 
 
 def sampled(tx_id: str, rate: float) -> bool:
@@ -37,18 +41,21 @@ class Trainer:
         self.start: datetime | None = None
         self.end: datetime | None = None
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime) -> bool:
-        """Learn one label if it is kept; returns whether it was."""
+    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime | float) -> bool:
+        """Learn one label if it is kept; returns whether it was. ``ts``: the transaction's
+        event time (a datetime, or epoch seconds as ``evaluate`` keeps it)."""
         if not is_fraud and not sampled(tx_id, self.genuine_rate):
             return False
         weight = 1.0 if is_fraud else 1.0 / self.genuine_rate
         score = self.model.score(x)
         self.metrics.update(score, is_fraud, weight)
-        self.recent.append(Example(x, is_fraud, ts.timestamp(), weight, score))
+        at = ts if isinstance(ts, float) else ts.timestamp()
+        self.recent.append(Example(x, is_fraud, at, weight, score))
         self.model.learn(x, is_fraud)
         self.learned_since_publish += 1
-        self.start = ts if self.start is None else min(self.start, ts)
-        self.end = ts if self.end is None else max(self.end, ts)
+        moment = _aware(ts)
+        self.start = moment if self.start is None else min(self.start, moment)
+        self.end = moment if self.end is None else max(self.end, moment)
         return True
 
     def replace(self, model: FraudModel, window: list[Example], evaluated: list[tuple[float, bool, float]]) -> None:

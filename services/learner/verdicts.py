@@ -19,10 +19,10 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shared.events import ModelVersionPublished, RetrainRequested, TrainingWindow
-from shared.settings import Settings
 from services.learner.publishing import Publisher
 from services.learner.retrain import Decision, RetrainConfig, retrain
+from shared.events import ModelVersionPublished, RetrainRequested, TrainingWindow
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Verdicts:
         if decision.challenger is None:
             log.warning("%s refused: %s", requested, decision.why)
             return None
+        assert decision.start is not None and decision.end is not None  # a challenger always has its span
         promote = decision.outcome == "promote"
         event = await self.publisher.announce(
             decision.challenger, parent=self.lineage.version, reason="retrain" if promote else "rejected",

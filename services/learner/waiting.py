@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import cast
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import ConsumerRecord
 
 from shared.boundary import dead_letter
 from shared.codec import decode
 from shared.events import EnrichedTransaction, Label
 from shared.kafka import Out
+from shared.redis import AsyncRedis
 from shared.settings import Settings
 
 SERVICE = "learner"
@@ -34,7 +35,7 @@ CHECK_EVERY_S = 1.0
 
 
 class WaitingLabels:
-    def __init__(self, settings: Settings, redis: aioredis.Redis):
+    def __init__(self, settings: Settings, redis: AsyncRedis):
         self.settings, self.redis = settings, redis
         self.index_key = f"{settings.redis_prefix}:learner:waiting"
         self.wait_s = min(settings.label_wait_s, settings.feature_ttl_s)
@@ -51,7 +52,8 @@ class WaitingLabels:
 
     async def resume(self) -> None:
         """The labels still waiting when the learner stopped."""
-        for member in await self.redis.zrange(self.index_key, 0, -1):
+        # our clients never decode responses: members are bytes (redis-py types any reply)
+        for member in cast(list[bytes], await self.redis.zrange(self.index_key, 0, -1)):
             card_id, tx_id = member.decode().split("|", 1)
             self.waiting[tx_id] = card_id
 
@@ -101,7 +103,8 @@ class WaitingLabels:
         if now < self._next_check:
             return list(self._letters)
         self._next_check = now + CHECK_EVERY_S
-        members = await self.redis.zrangebyscore(self.index_key, "-inf", now, start=0, num=EXPIRED_PER_CHECK)
+        members = cast(list[bytes], await self.redis.zrangebyscore(self.index_key, "-inf", now, start=0,
+                                                                   num=EXPIRED_PER_CHECK))
         pairs = [tuple(m.decode().split("|", 1)) for m in members]
         pairs = [p for p in pairs if p not in self._expired and p not in self._forget]
         if not pairs:

@@ -24,15 +24,15 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.model.fraud_model import FraudModel
 from shared.errors import ArtifactError
+from shared.redis import AsyncRedis
 from shared.settings import Settings
 
 __all__ = ["ArtifactError", "ArtifactStore", "FileArtifactStore", "RedisArtifactStore", "dump", "load",
@@ -81,7 +81,7 @@ class ArtifactStore(Protocol):
 class RedisArtifactStore:
     """Artifacts as Redis strings at ``{prefix}:artifact:{version}``; ref ``redis:<key>``."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: AsyncRedis, prefix: str) -> None:
         self.redis, self.prefix = redis, prefix
 
     async def put(self, version: str, blob: bytes) -> str:
@@ -98,7 +98,8 @@ class RedisArtifactStore:
         if not ref.startswith(f"redis:{self.prefix}:artifact:"):
             raise ArtifactError(f"not an artifact of this Redis store: {ref!r}")
         try:
-            blob = await self.redis.get(ref.removeprefix("redis:"))
+            # our clients never decode responses: a string value is bytes (redis-py types any reply)
+            blob = cast(bytes | None, await self.redis.get(ref.removeprefix("redis:")))
         except _TRANSIENT:
             raise
         except RedisError as exc:
@@ -156,7 +157,7 @@ async def load_verified(store: ArtifactStore, ref: str, sha256: str) -> FraudMod
     return load(await store.get(ref), sha256)
 
 
-def make_store(settings: Settings, redis: aioredis.Redis | None = None) -> ArtifactStore:
+def make_store(settings: Settings, redis: AsyncRedis | None = None) -> ArtifactStore:
     """The store ``settings.artifact_store`` names: ``redis`` or ``file:///some/dir``."""
     where = settings.artifact_store
     if where == "redis":

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+from functools import cached_property, partial
 from operator import itemgetter
 
 import numpy as np
@@ -42,31 +43,37 @@ clip raised second-half average precision from 0.19 to 0.25 and from 0.33 to 0.3
 SGD at lr 0.01; lr 0.05 scored 0.09 and 0.21."""
 
 
-def clip_standardised(x: dict[str, float]) -> dict[str, float]:
+def clip_standardised(x: dict[str, float], limit: float = CLIP_SD) -> dict[str, float]:
     """The linear pipeline's middle step (module level, so that models pickle).
 
     >>> clip_standardised({"a": 12.0, "b": -0.5, "c": -7.0})
     {'a': 5.0, 'b': -0.5, 'c': -5.0}
     """
-    return {k: CLIP_SD if v > CLIP_SD else -CLIP_SD if v < -CLIP_SD else v for k, v in x.items()}
+    return {k: limit if v > limit else -limit if v < -limit else v for k, v in x.items()}
 
 
 class Coefficients:
     """A linear model read out once, in raw feature units, for the features it has weighed:
     ``logit = intercept + Σ slope[f] · (clip(x[f], lo[f], hi[f]) − mean[f])`` where the clip
-    is ±CLIP_SD running standard deviations around the running mean."""
+    is ±``clip_sd`` running standard deviations around the running mean."""
 
-    def __init__(self, intercept: float, scaler: preprocessing.StandardScaler, weights: dict[str, float]):
+    def __init__(self, intercept: float, scaler: preprocessing.StandardScaler, weights: dict[str, float],
+                 clip_sd: float = CLIP_SD):
         self.intercept = intercept
         self.means = {f: scaler.means[f] for f, var in scaler.vars.items() if var > 0 and weights.get(f)}
         self.terms = {}  # feature → (lo, hi, mean, slope)
         for f, mean in self.means.items():
             std = scaler.vars[f] ** 0.5
-            self.terms[f] = (mean - CLIP_SD * std, mean + CLIP_SD * std, mean, weights[f] / std)
+            self.terms[f] = (mean - clip_sd * std, mean + clip_sd * std, mean, weights[f] / std)
         self.names = tuple(self.terms)
-        self._lo, self._hi, self._mean, self._slope = np.array(list(self.terms.values())).reshape(-1, 4).T
         # a tuple of the values in column order, made in C; itemgetter of one name gives a bare value
         self._values = itemgetter(*self.names) if len(self.names) > 1 else lambda x: (x[self.names[0]],)
+
+    @cached_property
+    def _columns(self) -> np.ndarray:
+        """lo, hi, mean, slope as rows: built on the first batch, not per read-out (the trainer
+        reads one out after every label it learns, to score the next one)."""
+        return np.array(list(self.terms.values())).reshape(-1, 4).T
 
     def term(self, feature: str, value: float) -> float:
         """One learned feature's part of the logit."""
@@ -89,7 +96,8 @@ class Coefficients:
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Each value's part of the logit (``term`` for a whole matrix; NaN gives 0)."""
-        return (np.clip(np.where(np.isnan(X), self._mean, X), self._lo, self._hi) - self._mean) * self._slope
+        lo, hi, mean, slope = self._columns
+        return (np.clip(np.where(np.isnan(X), mean, X), lo, hi) - mean) * slope
 
     def probabilities(self, xs: list[dict[str, float]]) -> list[float]:
         if not self.names:
@@ -131,13 +139,16 @@ class FraudModel:
         lr: float = 0.01,
         l2: float = 1e-4,
         n_models: int = 10,
+        clip_sd: float = CLIP_SD,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
         if not (0 < prior < 1 and 0 < genuine_rate <= 1):
             raise ValueError("prior must be in (0, 1) and genuine_rate in (0, 1]")
         self.params = dict(kind=kind, seed=seed, prior=prior, genuine_rate=genuine_rate,
-                           lr=lr, l2=l2, n_models=n_models)
+                           lr=lr, l2=l2, n_models=n_models, clip_sd=clip_sd)
+        self.clip_sd = clip_sd if clip_sd > 0 else math.inf
+        """Standardised values are clipped to ± this many sd (0: not at all)."""
         self.kind, self.prior, self.genuine_rate = kind, prior, genuine_rate
         self.labels_seen = self.frauds_seen = 0
         self._rng = random.Random(seed)
@@ -149,7 +160,8 @@ class FraudModel:
             # Start at the prior, in the odds of the sampled stream, so a fresh model approves.
             intercept = math.log(prior / (1 - prior)) - math.log(genuine_rate)
             lin = linear_model.LogisticRegression(optimizer=optim.SGD(lr), l2=l2, intercept_init=intercept)
-            self.river = compose.Pipeline(self.stats, compose.FuncTransformer(clip_standardised), lin)
+            clip = compose.FuncTransformer(partial(clip_standardised, limit=self.clip_sd))
+            self.river = compose.Pipeline(self.stats, clip, lin)
         elif kind == "arf":
             self.river = forest.ARFClassifier(n_models=n_models, seed=seed)
         else:
@@ -197,7 +209,8 @@ class FraudModel:
             raise TypeError(f"a {self.kind} model has no coefficients")
         if self._coefficients is None:
             lin = self.river["LogisticRegression"]
-            self._coefficients = Coefficients(lin.intercept + math.log(self.genuine_rate), self.stats, lin.weights)
+            self._coefficients = Coefficients(lin.intercept + math.log(self.genuine_rate), self.stats, lin.weights,
+                                              self.clip_sd)
         return self._coefficients
 
     def score(self, x: dict[str, float]) -> float:
@@ -222,3 +235,7 @@ class FraudModel:
         state = self.__dict__.copy()
         state["_coefficients"] = None  # a cache, not state: keep pickles identical
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("clip_sd", CLIP_SD)  # artifacts pickled before the clip was a parameter
+        self.__dict__.update(state)

@@ -3,19 +3,20 @@ event on ``model.versions``; every scoring replica and the learner follow it.
 
 >>> from shared.events import ModelVersionPublished as V
 >>> h = [V(version="v1", reason="initial", status="champion", artifact_ref="r1", artifact_sha256="a" * 64),
-...      V(version="v2", parent="v1", reason="periodic", status="champion", artifact_ref="r2", artifact_sha256="b" * 64)]
+...      V(version="v2", parent="v1", reason="periodic", status="champion", artifact_ref="r2",
+...        artifact_sha256="b" * 64)]
 >>> rollback_target(h).version
 'v1'
 """
 
 from __future__ import annotations
 
+from services.model import registry
 from shared.codec import encode
 from shared.events import ModelVersionPublished, utcnow
 from shared.kafka import publish_one
 from shared.settings import Settings
 from shared.topics import MODEL_VERSIONS
-from services.model import registry
 
 
 class NoSuchVersion(LookupError):

@@ -60,6 +60,8 @@ class MonitorConfig:
     drift_sample_every: int = 1
     """Keep 1 in this many transactions (by a hash of tx_id) in the drift windows."""
     drift_rearm_fraction: float = 0.5
+    drift_warmup_s: float = 0.0
+    """Event seconds after the first transaction during which distributions are not judged."""
     psi_threshold: float = 0.2
     ks_alpha: float = 0.001
     alert_threshold: float = 0.8

@@ -23,6 +23,12 @@ interleaving of the topics fired first; the earliest feature or score start was 
 before it. An earlier false alarm in the same episode makes ``since`` earlier: the
 challenger then learns more of the old world.
 
+With ``drift_warmup_s``, transactions and scores of the first that many event seconds are
+not put in the drift windows, nor labels of that time in the performance windows: on a fresh
+stack (the demo) the feature store starts empty and card and merchant counts grow while its
+windows fill, which a reference taken then reads as drift. The warm-up runs once per process,
+from the first transaction seen.
+
 The maths lives in ``detectors.py`` and ``windows.py``; this module only routes.
 
 State is in memory, and the monitor runs as ONE replica: its windows must see the whole
@@ -38,7 +44,7 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from prometheus_client import Gauge
 
 from shared import metrics
@@ -81,6 +87,10 @@ class Monitor:
         """The model version of the latest score: named in drift events until a champion is known."""
         self.clock: datetime | None = None
         """Event time: the newest transaction ts seen. Cool-downs run on it, so replays match."""
+        self.warm_from: datetime | None = None
+        """Event time from which distributions are judged: ``drift_warmup_s`` after the first
+        transaction (features of a store that starts empty grow while its windows fill)."""
+        self._warm = False
         self.episode_start: dict[str, datetime] = {}
         """``transactions`` (feature and score drifts) or ``labels`` (performance drifts) → the
         earliest current-window start since the last request or champion: the next request's
@@ -115,7 +125,7 @@ class Monitor:
     def on_enriched(self, event: EnrichedTransaction) -> list[Detection]:
         tx = event.transaction
         self._advance(tx.ts)
-        if not sampled(tx.tx_id, self.config.drift_sample_every):
+        if self._warming_up(tx.ts) or not sampled(tx.tx_id, self.config.drift_sample_every):
             return []
         return self.features.update(event.features, tx.ts)
 
@@ -125,7 +135,7 @@ class Monitor:
         self.scored_by = score.model_version
         if not self._in_lineage(score.model_version):
             return []  # an older model's score still in flight after a promotion
-        if not sampled(score.tx_id, self.config.drift_sample_every):
+        if self._warming_up(score.ts) or not sampled(score.tx_id, self.config.drift_sample_every):
             return []
         return self.scores.update(score.score, score.ts)
 
@@ -137,6 +147,8 @@ class Monitor:
         score, version = joined
         if not self._in_lineage(version):
             return []  # says how a retired model did: not the champion's performance
+        if self.warm_from is not None and label.labelled_at < self.warm_from:
+            return []  # the warm-up: scores on features of a store still filling are no yardstick
         return self.performance.update(score, label.is_fraud, label.labelled_at)
 
     def _in_lineage(self, version: str) -> bool:
@@ -159,6 +171,20 @@ class Monitor:
         self.policy.disarm()
         self.episode_start = {}
         return []
+
+    def _warming_up(self, ts: datetime) -> bool:
+        """Whether ``ts`` falls in the warm-up; says once when it starts and when it is over."""
+        if self.warm_from is None:
+            self.warm_from = ts + timedelta(seconds=self.config.drift_warmup_s)
+            self._warm = self.config.drift_warmup_s > 0
+            if self._warm:
+                log.info("monitor: warming up until %s (event time): no drift judged before", self.warm_from)
+        if ts < self.warm_from:
+            return True
+        if self._warm:
+            self._warm = False
+            log.info("monitor: warm-up over at %s: reference windows start now", ts)
+        return False
 
     def _advance(self, ts: datetime) -> None:
         if self.clock is None or ts > self.clock:

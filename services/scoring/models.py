@@ -13,16 +13,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-
+from services.model.artifacts import ArtifactStore, load_verified
+from services.model.fraud_model import FraudModel
+from services.model.registry import behind, reading
 from shared import metrics
 from shared.codec import DecodeError, decode
 from shared.errors import ArtifactError
 from shared.events import ModelVersionPublished, utcnow
 from shared.runner import TRANSIENT
 from shared.settings import Settings
-from services.model.registry import behind, reading
-from services.model.artifacts import ArtifactStore, load_verified
-from services.model.fraud_model import FraudModel
 
 log = logging.getLogger(__name__)
 UNTRAINED = "untrained"
@@ -62,7 +61,7 @@ class ModelSlots:
             try:
                 await asyncio.wait_for(stop.wait(), delay)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 delay = min(2 * delay, 10.0)
 
     async def apply(self, event: ModelVersionPublished) -> None:

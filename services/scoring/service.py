@@ -8,7 +8,10 @@ from contextlib import asynccontextmanager
 
 from aiokafka import ConsumerRecord
 
-from shared import metrics
+from services.model.artifacts import make_store
+from services.model.reasons import explain_many
+from services.scoring.models import ModelSlots, Slot
+from shared import health, metrics
 from shared.boundary import dispatch
 from shared.codec import encode
 from shared.events import Alert, EnrichedTransaction, Score
@@ -16,9 +19,6 @@ from shared.kafka import Out
 from shared.runner import Clients, Inbound, ServiceSpec, run_service
 from shared.settings import Settings
 from shared.topics import ALERTS, MODEL_VERSIONS, SCORES, SCORES_SHADOW, TRANSACTIONS_ENRICHED
-from services.model.artifacts import make_store
-from services.model.reasons import explain_many
-from services.scoring.models import ModelSlots, Slot
 
 SERVICE = "scoring"
 
@@ -70,16 +70,16 @@ class Scoring:
     async def __call__(self, batch: list[Inbound]) -> list[Out]:
         self._batch = []
         outs = dispatch(self.routes, batch)
-        batch, self._batch = self._batch, []
+        collected, self._batch = self._batch, []  # what the route took from the batch
         champion, challenger = self.slots.champion, self.slots.challenger  # one swap-safe snapshot
-        for record, enriched, score in self._scores(champion, batch, with_reasons=True):
+        for record, enriched, score in self._scores(champion, collected, with_reasons=True):
             outs.append(Out(self.topics[SCORES], record.key, encode(score), record.timestamp))
             if "received" in score.stages:
                 metrics.END_TO_END_SECONDS.observe(score.stages["scored"] - score.stages["received"])
             if score.score >= self.settings.alert_threshold:
                 outs.append(Out(self.topics[ALERTS], record.key, encode(alert(enriched, score, self.settings))))
         if challenger is not None and self.settings.shadow_scoring:
-            for record, _, score in self._scores(challenger, batch, with_reasons=False):
+            for record, _, score in self._scores(challenger, collected, with_reasons=False):
                 outs.append(Out(self.topics[SCORES_SHADOW], record.key, encode(score), record.timestamp))
         return outs
 
@@ -99,6 +99,7 @@ async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
     """The models follow ``model.versions`` in the background; scoring starts once they caught up."""
     slots = ModelSlots(settings, make_store(settings, clients.redis))
     ready = asyncio.Event()
+    health.add_check("scoring model", lambda: ready.is_set() or "still reading model.versions")
     follower = asyncio.create_task(slots.follow(stop, ready))
     await asyncio.wait({follower, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
     if follower.done():

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from services.ingest import service as ingest
 from shared.codec import decode
 from shared.events import DeadLetter, Transaction
 from shared.topics import DEADLETTER, TRANSACTIONS_RAW, TRANSACTIONS_VALID
-from services.ingest import service as ingest
 from tests.cli.helpers import env_of, fraudstream_async
 from tests.kafka_helpers import Collector, produce
 
@@ -95,3 +95,17 @@ async def test_dead_letters_are_listed_by_reason_and_redriven_after_the_fix(sett
     assert len(seen.of(DEADLETTER)) == 4
     assert {decode(r.value, DeadLetter).error.split(":")[0] for r in seen.of(DEADLETTER)} == {"malformed",
                                                                                             "out of range"}
+
+
+async def test_lag_shows_a_groups_backlog_per_partition(settings):
+    """Ingest commits after 300 records; 200 more arrive while it is stopped: lag says 200."""
+    await produce(settings, TRANSACTIONS_RAW, [(f"c{i}".encode(), tx(f"l{i}")) for i in range(300)])
+    await _ingest_until(settings, valid=300, dead=0)
+    await produce(settings, TRANSACTIONS_RAW, [(f"c{i}".encode(), tx(f"m{i}")) for i in range(200)])
+    ran = await fraudstream_async("lag", env=env_of(settings))
+    assert ran.code == 0, ran.err
+    group = settings.group("ingest")
+    rows = [line.split() for line in ran.out.splitlines() if line.startswith(group)]
+    per_partition = {int(r[2]): int(r[5]) for r in rows if r[1] == settings.topic(TRANSACTIONS_RAW)}
+    assert sum(per_partition.values()) == 200
+    assert [r[-1] for r in rows if r[1] == "(total)"] == ["200"]

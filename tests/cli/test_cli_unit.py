@@ -12,15 +12,15 @@ from importlib.metadata import version
 import pytest
 from pydantic import ValidationError
 
-from shared.kafka import TopicsMissing
-from shared.settings import Settings
 from fraudstream.cli import app
 from fraudstream.cli.errors import explain
+from shared.kafka import TopicsMissing
+from shared.settings import Settings
 from tests.cli.helpers import fraudstream
 
 PANELS = {
     "Run": {"up", "service", "stack", "simulate"},
-    "Operate": {"models", "retrain", "tail", "topics", "deadletter"},
+    "Operate": {"models", "retrain", "tail", "topics", "lag", "deadletter"},
     "Data and analysis": {"replay", "evaluate", "report"},
     "Develop": {"bench", "schemas"},
 }

@@ -41,7 +41,7 @@ def test_the_jobs_lint_type_check_and_test():
 def test_the_tools_ci_runs_are_in_the_dev_extra_and_configured():
     project = _pyproject()
     dev = " ".join(project["project"]["optional-dependencies"]["dev"])
-    for tool in ("ruff", "mypy", "pytest", "fraudstream[cli,plots,local]"):
+    for tool in ("ruff", "mypy", "pytest", "import-linter", "fraudstream[cli,plots,local,batch]"):
         assert tool in dev, tool
     assert project["tool"]["mypy"]["files"] == ["shared", "services", "fraudstream"]
     assert project["tool"]["ruff"]["lint"]["select"]
@@ -60,5 +60,6 @@ def test_redis_is_where_the_fixtures_look_and_the_broker_comes_from_the_fixtures
 def test_ci_python_is_the_images_and_satisfies_requires_python():
     assert ci()["env"]["PYTHON_VERSION"] == "3.11"
     assert _pyproject()["project"]["requires-python"] == ">=3.11"
-    steps = [s for job in ci()["jobs"].values() for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python")]
+    steps = [s for job in ci()["jobs"].values() for s in job["steps"]
+             if s.get("uses", "").startswith("actions/setup-python")]
     assert steps and all(s["with"]["python-version"] == "${{ env.PYTHON_VERSION }}" for s in steps)

@@ -7,9 +7,23 @@ import base64
 import re
 
 from services import SERVICES as PIPELINE
-from tests.deploy.files import (COMPOSE, METRICS_PORT, PREFIX, ROOT, SERVICE_COMMAND, SERVICES, SHARED_ENV,
-                                SINGLETONS, TOOLS_COMMAND, assert_real_settings, compose, compose_argv, compose_env,
-                                settings_from, stages)
+from tests.deploy.files import (
+    COMPOSE,
+    METRICS_PORT,
+    PREFIX,
+    ROOT,
+    SERVICE_COMMAND,
+    SERVICES,
+    SHARED_ENV,
+    SINGLETONS,
+    TOOLS_COMMAND,
+    assert_real_settings,
+    compose,
+    compose_argv,
+    compose_env,
+    settings_from,
+    stages,
+)
 
 
 def test_the_deploy_files_know_every_pipeline_service():

@@ -11,8 +11,19 @@ import subprocess
 import sys
 import tomllib
 
-from tests.deploy.files import (METRICS_PORT, PREFIX, ROOT, SERVICE_COMMAND, TOOLS_COMMAND, assert_real_settings,
-                                dockerfile_instructions, final_stage, lineage, root_image, stages)
+from tests.deploy.files import (
+    METRICS_PORT,
+    PREFIX,
+    ROOT,
+    SERVICE_COMMAND,
+    TOOLS_COMMAND,
+    assert_real_settings,
+    dockerfile_instructions,
+    final_stage,
+    lineage,
+    root_image,
+    stages,
+)
 
 PIPELINE_SOURCES = {"pyproject.toml", "README.md", "shared", "services"}
 

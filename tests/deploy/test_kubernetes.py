@@ -4,9 +4,24 @@ partitions."""
 
 from __future__ import annotations
 
-from tests.deploy.files import (K8S, METRICS_PORT, PREFIX, SERVICES, SHARED_ENV, SINGLETONS, assert_real_settings,
-                                compose, compose_env, configmap, deployments, k8s_docs, k8s_files, k8s_objects,
-                                settings_from, yaml)
+from tests.deploy.files import (
+    K8S,
+    METRICS_PORT,
+    PREFIX,
+    SERVICES,
+    SHARED_ENV,
+    SINGLETONS,
+    assert_real_settings,
+    compose,
+    compose_env,
+    configmap,
+    deployments,
+    k8s_docs,
+    k8s_files,
+    k8s_objects,
+    settings_from,
+    yaml,
+)
 
 
 def test_kubernetes_configmap_is_settings(monkeypatch):
@@ -44,7 +59,7 @@ def test_kubernetes_has_one_deployment_per_service():
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), (name, kind)
         # Liveness on the metrics port, and that port is exposed.
-        assert c["livenessProbe"]["tcpSocket"]["port"] in (METRICS_PORT, "metrics"), name
+        assert c["livenessProbe"]["httpGet"]["port"] in (METRICS_PORT, "metrics"), name
         assert {"name": "metrics", "containerPort": METRICS_PORT} in [
             {k: p[k] for k in ("name", "containerPort")} for p in c["ports"]
         ], name

@@ -16,6 +16,11 @@ METRICS = {
     "fraudstream_model_version_info",
     "fraudstream_label_delay_seconds",
     "fraudstream_drift_events_total",
+    "fraudstream_model_swap_seconds",
+    "fraudstream_labels_unmatched_total",
+    "fraudstream_consumer_lag",
+    "fraudstream_healthy",
+    "fraudstream_ready",
 }
 
 

@@ -29,10 +29,7 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from shared.codec import decode, encode
-from shared.events import DriftDetected, ModelVersionPublished, RetrainRequested, Score, TrainingWindow, utcnow
-from shared.kafka import Out, Sender, make_producer
-from shared.topics import DRIFT_EVENTS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
+from fraudstream.simulator.traffic import Emission, SimulatorConfig, simulate
 from services.features import service as features
 from services.features.reference import ReferenceFeatures
 from services.ingest import service as ingest
@@ -42,7 +39,10 @@ from services.model.artifacts import dump, make_store
 from services.model.fraud_model import FraudModel
 from services.monitor import service as monitor
 from services.scoring import service as scoring
-from fraudstream.simulator.traffic import Emission, SimulatorConfig, simulate
+from shared.codec import decode, encode
+from shared.events import DriftDetected, ModelVersionPublished, RetrainRequested, Score, TrainingWindow, utcnow
+from shared.kafka import Out, Sender, make_producer
+from shared.topics import DRIFT_EVENTS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.e2e
@@ -132,12 +132,14 @@ async def test_drift_is_detected_once_and_answered_by_a_promoted_challenger(sett
         start_service(run, s)
 
     def verdicts_seen(c: Collector) -> int:
-        return sum(decode(r.value, ModelVersionPublished).reason in ("retrain", "rejected") for r in c.of(MODEL_VERSIONS))
+        return sum(decode(r.value, ModelVersionPublished).reason in ("retrain", "rejected")
+                   for r in c.of(MODEL_VERSIONS))
 
     # Late in the drifted stream, after the monitor's verdict, ops ask again (``fraudstream retrain``,
     # no ``since``: one pass over the whole recent window, as before).
     sent: dict[str, float] = {}
-    ops_at = next(i for i, e in enumerate(emissions) if e.topic == "transactions.raw" and index[e.event.tx_id] == OPS_AT)
+    ops_at = next(i for i, e in enumerate(emissions)
+                  if e.topic == "transactions.raw" and index[e.event.tx_id] == OPS_AT)
     async with Collector(s, SCORES, DRIFT_EVENTS, MODEL_RETRAIN, MODEL_VERSIONS) as seen:
         await publish_paced(s, emissions[:ops_at], sent)
         await seen.until(lambda c: verdicts_seen(c) >= 1, timeout_s=30)
@@ -172,7 +174,8 @@ async def test_drift_is_detected_once_and_answered_by_a_promoted_challenger(sett
         since = "" if q.since is None else f", labels since {q.since:%H:%M:%S}"
         print(f"  retrain requested by {q.requested_by}: {q.reason} (drift event {q.drift_event_id}{since})")
     for v, _ in verdicts:
-        print(f"  {v.version} {v.status} ({v.reason}) parent {v.parent}: held-back AP {v.metrics.get('average_precision'):.3f} "
+        print(f"  {v.version} {v.status} ({v.reason}) parent {v.parent}: "
+              f"held-back AP {v.metrics.get('average_precision'):.3f} "
               f"vs champion {(v.champion_metrics or {}).get('average_precision'):.3f}, roc_auc "
               f"{v.metrics.get('roc_auc'):.3f} vs {(v.champion_metrics or {}).get('roc_auc'):.3f} on "
               f"{v.metrics.get('labels'):.0f} labels ({v.metrics.get('frauds'):.0f} frauds); learned "

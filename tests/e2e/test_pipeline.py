@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import pytest
 
-from shared.codec import decode
-from shared.events import Alert, ModelVersionPublished, Score
-from shared.topics import ALERTS, MODEL_VERSIONS, SCORES
+from fraudstream.simulator.publish import publish
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from services.features import service as features
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
 from services.scoring import service as scoring
-from fraudstream.simulator.publish import publish
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from shared.codec import decode
+from shared.events import Alert, ModelVersionPublished, Score
+from shared.topics import ALERTS, MODEL_VERSIONS, SCORES
 from tests.kafka_helpers import Collector
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +36,12 @@ async def test_traffic_is_scored_and_the_learned_model_beats_the_untrained_one(s
         start_service(run, s)
     later = CONFIG.model_copy(update={"seed": 22})
     truth = {e.event.tx_id: e.fraud_pattern is not None
-             for config, n in ((CONFIG, N), (later, N // 2)) for e in simulate(config, n) if e.topic == "transactions.raw"}
+             for config, n in ((CONFIG, N), (later, N // 2)) for e in simulate(config, n)
+             if e.topic == "transactions.raw"}
 
     def learned_enough(c: Collector) -> bool:
-        return any(decode(r.value, ModelVersionPublished).training_window.frauds_seen >= 80 for r in c.of(MODEL_VERSIONS))
+        return any(decode(r.value, ModelVersionPublished).training_window.frauds_seen >= 80
+                   for r in c.of(MODEL_VERSIONS))
 
     async with Collector(s, SCORES, ALERTS, MODEL_VERSIONS) as seen:
         # Phase 1: traffic while labels arrive; phase 2: new traffic once a version has learned.
@@ -74,7 +76,8 @@ async def test_traffic_is_scored_and_the_learned_model_beats_the_untrained_one(s
     assert last.metrics["average_precision"] > base_rate + 0.1
     # Live: the scores a trained version gave later traffic against the untrained scores.
     untrained = [(sc.score, truth[t], 1.0) for t, sc in scores.items() if sc.model_version == "untrained"]
-    late = [(sc.score, truth[t], 1.0) for t, sc in scores.items() if t.startswith("tx-22-") and sc.model_version != "untrained"]
+    late = [(sc.score, truth[t], 1.0) for t, sc in scores.items()
+            if t.startswith("tx-22-") and sc.model_version != "untrained"]
     ap_untrained, ap_trained = average_precision(untrained), average_precision(late)
     print(f"\naverage precision: untrained {ap_untrained:.3f} on {len(untrained)} scores, trained {ap_trained:.3f} "
           f"on {len(late)}; prequential {last.metrics['average_precision']:.3f} (base rate {base_rate:.3f}) "

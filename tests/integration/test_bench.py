@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fraudstream.bench import raw_stream, send_all, take
+from fraudstream.bench.baselines import COPY_TO, fused, naive, passthrough
 from shared.codec import decode
 from shared.events import Score, Transaction
-from fraudstream.bench import raw_stream, send_all, take
-from fraudstream.bench.baselines import COPY_TO, naive, passthrough
 from tests.kafka_helpers import Collector
 
 pytestmark = pytest.mark.integration
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 N = 25
 
 
-@pytest.mark.parametrize("baseline", [passthrough, naive], ids=["passthrough", "naive"])
+@pytest.mark.parametrize("baseline", [passthrough, naive, fused], ids=["passthrough", "naive", "fused"])
 async def test_a_baseline_gives_one_output_per_transaction(settings, start_service, baseline):
     transactions = take(raw_stream(), N)
     await send_all(settings, transactions)
@@ -31,3 +31,5 @@ async def test_a_baseline_gives_one_output_per_transaction(settings, start_servi
         scores = [decode(r.value, Score) for r in outputs]
         assert sorted(s.tx_id for s in scores) == sorted(decode(o.value, Transaction).tx_id for o in transactions)
         assert all(0.0 <= s.score <= 1.0 for s in scores)
+        if baseline is fused:  # the same reasons scoring attaches
+            assert all(len(s.reasons) > 0 for s in scores)

@@ -4,24 +4,30 @@ service goes on to handle the good record behind them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 import pytest
 
-from shared import metrics
-from shared.codec import decode, encode
-from shared.events import DeadLetter, EnrichedTransaction, Label, ModelVersionPublished, Transaction, utcnow
-from shared.topics import (
-    DEADLETTER, LABELS, LABELS_RAW, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW,
-    TRANSACTIONS_VALID,
-)
 from services.features import service as features
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.monitor import service as monitor
 from services.scoring import service as scoring
+from shared import metrics
+from shared.codec import decode, encode
+from shared.events import DeadLetter, EnrichedTransaction, Label, ModelVersionPublished, Transaction, utcnow
+from shared.topics import (
+    DEADLETTER,
+    LABELS,
+    LABELS_RAW,
+    MODEL_VERSIONS,
+    SCORES,
+    TRANSACTIONS_ENRICHED,
+    TRANSACTIONS_RAW,
+    TRANSACTIONS_VALID,
+)
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

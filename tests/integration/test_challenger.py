@@ -7,15 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from shared.codec import decode, encode
-from shared.events import Label, ModelVersionPublished, Score, Transaction
-from shared.topics import LABELS, MODEL_VERSIONS, SCORES, SCORES_SHADOW, TRANSACTIONS_VALID
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from services.features import service as features
 from services.learner import service as learner
 from services.model.operations import challenge, promote
 from services.scoring import service as scoring
-from fraudstream.simulator.publish import anchored
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from shared.codec import decode, encode
+from shared.events import Label, ModelVersionPublished, Score, Transaction
+from shared.topics import LABELS, MODEL_VERSIONS, SCORES, SCORES_SHADOW, TRANSACTIONS_VALID
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

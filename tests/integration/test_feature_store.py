@@ -4,17 +4,16 @@ once, one round trip per batch, a TTL on every key."""
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 
-from shared.events import Label, Transaction
 from fraudstream.bench.feature_store import CountingConnection, counting_client, memory_usage, synthetic_stream
 from services.features.definitions import FEATURE_NAMES, FeatureResult
 from services.features.reference import ReferenceFeatures
 from services.features.store import FeatureStore, Watermark
+from shared.events import Label, Transaction
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +61,6 @@ async def snapshot(redis: aioredis.Redis, prefix: str) -> dict[bytes, object]:
     return state
 
 
-def close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-
-
 async def test_the_store_equals_the_reference_and_a_replay_changes_nothing(store, settings, record_property):
     events = synthetic_stream(seed=3, n=3000, cards=200, merchants=60)
     txs = [e for e in events if isinstance(e, Transaction)]
@@ -84,8 +79,8 @@ async def test_the_store_equals_the_reference_and_a_replay_changes_nothing(store
     assert len(results) == len(want) == len(txs)
     for tx, got, ref_result in zip(txs, results, want):
         assert list(got.features) == list(FEATURE_NAMES)
-        wrong = {k: (got.features[k], v) for k, v in ref_result.features.items() if not close(got.features[k], v)}
-        assert not wrong, f"{tx.tx_id}: store vs reference {wrong}"
+        wrong = {k: (got.features[k], v) for k, v in ref_result.features.items() if got.features[k] != v}
+        assert not wrong, f"{tx.tx_id}: store vs reference, to the bit: {wrong}"
         assert got.freshness_s == ref_result.freshness_s
     for name in FEATURE_NAMES:
         assert len({r.features[name] for r in results}) > 1, f"{name} never varies: the test proves nothing"
@@ -135,8 +130,8 @@ async def test_one_round_trip_per_batch(store):
 
 
 async def test_missing_scripts_are_loaded_and_the_batch_runs(store):
-    store.card_script.source += "\n-- a variant this Redis has never seen\n"
-    store.card_script.sha = hashlib.sha1(store.card_script.source.encode()).hexdigest()
+    store.scripts.batch.source += "\n-- a variant this Redis has never seen\n"
+    store.scripts.batch.sha = hashlib.sha1(store.scripts.batch.source.encode()).hexdigest()
     tx = next(e for e in synthetic_stream(seed=8, n=10) if isinstance(e, Transaction))
     (result,) = await store.apply([tx])
     assert result.features["card_merchant_is_new"] == 1.0
@@ -149,9 +144,9 @@ async def test_history_beyond_the_longest_window_is_pruned(store, settings):
     await store.apply(txs)
     p, day1, day40 = settings.redis_prefix, txs[1].ts.timestamp(), txs[2].ts.timestamp()
     assert await store.redis.zcard(f"{p}:{{card:c}}:tx") == 1
-    # hourly running totals: day 0 is gone; day 1 stays as the base the totals start from
+    # hourly running totals: day 0 is gone; day 1 stays, marked, as the base the totals start from
     assert await store.redis.zrange(f"{p}:{{merchant:m}}:tx", 0, -1) == [
-        f"{day1 // 3600:.0f}|2|{day1!r}".encode(),
+        f"{day1 // 3600:.0f}|2|{day1!r}|pruned".encode(),
         f"{day40 // 3600:.0f}|3|{day40!r}".encode(),
     ]
 
@@ -172,3 +167,16 @@ async def test_a_vector_of_an_older_feature_set_keeps_its_names(store, settings)
     label = Label(tx_id="old-tx", card_id="c", is_fraud=True, labelled_at=datetime.now(UTC))
     assert await store.apply_labels([label]) == [None]
     assert await store.redis.zrange(f"{p}:{{merchant:m|x}}:fraud", 0, -1) == [b"old-tx"], "merchant id read whole"
+
+
+async def test_zero_amount_histories_equal_the_reference(store):
+    """Card testing: zero-amount checks, then real amounts; every value finite and equal to the reference."""
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    base = dict(merchant_id="m-test", currency="EUR", channel="ecom", mcc="5999", country="FR")
+    txs = [Transaction(tx_id=f"zt{card}-{i}", ts=t0 + timedelta(minutes=i), card_id=f"tester-{card}",
+                       amount=0.0 if i < 4 else 10.0 * i, **base) for card in range(3) for i in range(7)]
+    reference = ReferenceFeatures()
+    expected = [reference.apply(tx) for tx in txs]
+    got = await store.apply(txs)
+    assert [r.features for r in got] == [r.features for r in expected]
+    assert got[4].features["card_amount_ratio_30d"] == 4_000.0

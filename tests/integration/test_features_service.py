@@ -3,18 +3,18 @@ change nothing, and two workers in one group cover every transaction."""
 
 from __future__ import annotations
 
-import pytest
-
-from shared.codec import decode, encode
 from datetime import timedelta
 
+import pytest
+
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features import service as features
+from services.features.reference import ReferenceFeatures
+from shared.codec import decode, encode
 from shared.events import DeadLetter, EnrichedTransaction, Transaction
 from shared.kafka import ensure_topics
 from shared.topics import DEADLETTER, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features import service as features
-from services.features.reference import ReferenceFeatures
-from fraudstream.simulator.publish import anchored
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,10 @@ async def test_live_features_equal_the_reference_and_a_replay_changes_nothing(se
     await ensure_topics(one_partition)
     txs = stream(600)
     items = [(tx.card_id.encode(), encode(tx)) for tx in txs]
-    newest = max(tx.ts for tx in txs)
-    too_late = txs[0].model_copy(update={"tx_id": "late-1", "ts": newest - timedelta(seconds=settings.max_lateness_s + 60)})
+    newest = max(txs, key=lambda tx: tx.ts)
+    # lateness follows the card: too late behind its own newest transaction
+    too_late = newest.model_copy(
+        update={"tx_id": "late-1", "ts": newest.ts - timedelta(seconds=settings.max_lateness_s + 60)})
     # the whole stream, then a transaction beyond the lateness bound, then the stream replayed
     await produce(one_partition, TRANSACTIONS_VALID, items + [(b"k", encode(too_late))] + items)
 

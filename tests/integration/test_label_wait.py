@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
+from services.features import service as features
+from services.learner import service as learner
 from shared.codec import decode, encode
 from shared.events import DeadLetter, Label, ModelVersionPublished, Transaction, utcnow
 from shared.topics import DEADLETTER, LABELS, MODEL_VERSIONS, TRANSACTIONS_VALID
-from services.features import service as features
-from services.learner import service as learner
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

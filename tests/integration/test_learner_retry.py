@@ -12,13 +12,13 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shared.boundary import Boundary
-from shared.codec import decode, encode
-from shared.events import Label, ModelVersionPublished
 from services.learner import service as learner
 from services.learner.startup import assemble
 from services.learner.trainer import Trainer
 from services.model.fraud_model import FraudModel
+from shared.boundary import Boundary
+from shared.codec import decode, encode
+from shared.events import Label, ModelVersionPublished
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from services.model import registry
+from services.model.operations import promote, rollback
 from shared.codec import encode
 from shared.events import ModelVersionPublished
 from shared.topics import MODEL_VERSIONS
-from services.model import registry
-from services.model.operations import promote, rollback
 from tests.kafka_helpers import produce
 
 pytestmark = pytest.mark.integration

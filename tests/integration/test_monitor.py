@@ -13,19 +13,32 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from services.monitor import service as monitor
+from services.monitor.detectors import MonitorConfig
 from shared import metrics
 from shared.boundary import Boundary
 from shared.codec import decode, encode
 from shared.events import (
-    DeadLetter, DriftDetected, EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested, Score, Transaction,
+    DeadLetter,
+    DriftDetected,
+    EnrichedTransaction,
+    Label,
+    ModelVersionPublished,
+    RetrainRequested,
+    Score,
+    Transaction,
     Window,
 )
 from shared.settings import Settings
 from shared.topics import (
-    DEADLETTER, DRIFT_EVENTS, LABELS, MODEL_RETRAIN, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED,
+    DEADLETTER,
+    DRIFT_EVENTS,
+    LABELS,
+    MODEL_RETRAIN,
+    MODEL_VERSIONS,
+    SCORES,
+    TRANSACTIONS_ENRICHED,
 )
-from services.monitor import service as monitor
-from services.monitor.detectors import MonitorConfig
 from tests.kafka_helpers import Collector, produce
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -250,3 +263,24 @@ async def test_cool_down_runs_on_event_time_so_a_replay_requests_the_same():
     first, second = await replay(), await replay()
     assert len(first) == 3 and [t for _, t in first] == [t for _, t in second]
     assert all(reason.startswith("feature drift of amount") for reason, _ in first)
+
+
+async def test_nothing_is_judged_during_the_warm_up_and_the_reference_starts_after_it():
+    # A store that starts empty looks like a shift; here the shift ends exactly with the warm-up
+    # (SHIFT_AT events of 0.1 s), so the reference is taken from the world after it.
+    config = MonitorConfig.from_settings(SETTINGS, drift_window=WINDOW, drift_evaluate_every=100,
+                                         drift_warmup_s=SHIFT_AT * STEP.total_seconds())
+    handler, feed = Behind(monitor.Monitor(SETTINGS, config)), Feed()
+    txs, scores = stream(SHIFT_AT + 3 * WINDOW)
+    outs = await handler(feed(TRANSACTIONS_ENRICHED, *map(encode, txs)))
+    outs += await handler(feed(SCORES, *map(encode, scores)))
+    assert outputs(outs, DRIFT_EVENTS, DriftDetected) == []
+    assert handler.warm_from == T0 + SHIFT_AT * STEP
+    assert handler.features.window.reference_count == WINDOW
+    assert handler.features.window.current_seen == 2 * WINDOW
+    assert handler.scores.window.current_seen == 2 * WINDOW
+    # Labels of the warm-up are no yardstick either; those after it are joined.
+    labels = [Label(tx_id=f"tx-{i}", card_id="card-1", is_fraud=False, labelled_at=T0 + i * STEP, source="analyst")
+              for i in (10, 20, SHIFT_AT + 10)]
+    await handler(feed(LABELS, *map(encode, labels)))
+    assert handler.performance.labels == 1

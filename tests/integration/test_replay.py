@@ -9,24 +9,26 @@ several partitions a merchant count depends on how far the other partitions have
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
 
-from shared.codec import decode, encode
-from shared.events import EnrichedTransaction, Label, Transaction
-from shared.kafka import ensure_topics, make_producer
-from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
+from fraudstream.replay.arms import parse_arm
+from fraudstream.replay.commands import replay_settings
+from fraudstream.replay.offline import evaluate
+from fraudstream.replay.run import replay
+from fraudstream.replay.source import Columns, Stream, read
+from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
 from services.features import service as features
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
-from fraudstream.replay.commands import replay_settings
-from fraudstream.replay.offline import evaluate
-from fraudstream.replay.run import replay
-from fraudstream.replay.source import Columns, read
 from services.scoring import service as scoring
-from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
+from shared.codec import decode, encode
+from shared.events import EnrichedTransaction, Label
+from shared.kafka import ensure_topics, make_producer
+from shared.topics import LABELS_RAW, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW
 from tests.kafka_helpers import Collector, delete_prefix
 
 pytestmark = pytest.mark.integration
@@ -63,7 +65,7 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
     stream = [(tx.ts.timestamp(), 0, TRANSACTIONS_RAW, tx) for tx in txs] + [
         (tx.ts.timestamp() + DELAY_S, 1, LABELS_RAW,
          Label(tx_id=tx.tx_id, card_id=tx.card_id, is_fraud=e.fraud_pattern is not None,
-               labelled_at=tx.ts.timestamp() + DELAY_S, source="chargeback"))
+               labelled_at=tx.ts + timedelta(seconds=DELAY_S), source="chargeback"))
         for tx, e in zip(txs, emissions)]
     stream.sort(key=lambda item: item[:2])
     try:
@@ -78,7 +80,7 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
                 for i in range(0, len(stream), 100):
                     chunk = stream[i:i + 100]
                     labelled = {ev.tx_id for _, _, topic, ev in chunk if topic == LABELS_RAW}
-                    await seen_live.until(lambda c: labelled <= vectors(c.of(TRANSACTIONS_ENRICHED)).keys())
+                    await seen_live.until(lambda c, want=labelled: want <= vectors(c.of(TRANSACTIONS_ENRICHED)).keys())
                     for _, _, topic, ev in chunk:
                         await producer.send(live.topic(topic), value=encode(ev), key=ev.card_id.encode())
                     await producer.flush()
@@ -101,9 +103,11 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
     assert outcome.sent_labels == N
     replay_vectors = vectors(seen_replay.of(TRANSACTIONS_ENRICHED))
 
-    # Offline: the same file in-process.
-    offline = evaluate(s, source, keep_features=True)
-    assert set(offline.scores) == set(replay_vectors) == set(live_vectors)
+    # Offline: the same file in-process, streamed, with the services' own FraudModel.
+    with open(path, newline="", encoding="utf-8") as handle:
+        offline = evaluate(s, Stream(handle, Columns(), DELAY_S), [parse_arm("champion=linear")], keep_ids=True,
+                           keep_features=True)
+    assert set(offline.tx_ids) == set(replay_vectors) == set(live_vectors)
 
     # Every feature but the merchants' fraud rates is equal: exactly between the two runs of
     # the services, to 1e-9 offline (Lua and Python sum in the same order). A fraud rate
@@ -135,13 +139,13 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
     # scores within 0.02; in other runs 0.127 vs 0.132 and 0.154 vs 0.132, 87-90 %).
     truth = {tx_id: label for tx_id, (_, _, _, label) in source.truth.items()}
     replayed = {t: score for t, (score, _) in outcome.scores.items()}
-    offline_scores = {t: score for t, (score, _) in offline.scores.items()}
-    assert len({v for _, v in outcome.scores.values()}) >= 5 and offline.versions >= 5
+    offline_scores = dict(zip(offline.tx_ids, offline.scores["champion"]))
+    assert len({v for _, v in outcome.scores.values()}) >= 5 and offline.versions["champion"] >= 5
     ap_replay = average_precision([(replayed[t], truth[t], 1.0) for t in truth])
     ap_offline = average_precision([(offline_scores[t], truth[t], 1.0) for t in truth])
     close = sum(math.isclose(replayed[t], offline_scores[t], abs_tol=0.02) for t in truth) / N
     print(f"AP replay {ap_replay:.4f}, offline {ap_offline:.4f}; scores within 0.02: {close:.1%}; "
-          f"versions: replay {len({v for _, v in outcome.scores.values()})}, offline {offline.versions}")
+          f"versions: replay {len({v for _, v in outcome.scores.values()})}, offline {offline.versions['champion']}")
     assert abs(ap_replay - ap_offline) < 0.05
     assert close > 0.8
 

@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 from aiokafka.structs import TopicPartition
 
+from fraudstream.simulator.publish import anchored
+from fraudstream.simulator.traffic import SimulatorConfig, simulate
+from services.features import service as features
+from services.learner import service as learner
 from shared.codec import decode, encode
 from shared.events import Label, ModelVersionPublished, Transaction
 from shared.kafka import make_consumer
 from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
-from services.features import service as features
-from services.learner import service as learner
-from fraudstream.simulator.publish import anchored
-from fraudstream.simulator.traffic import SimulatorConfig, simulate
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.codec import decode, encode
-from shared.events import EnrichedTransaction, ModelVersionPublished, Score, Transaction
-from shared.topics import MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
 from services.model.artifacts import dump, make_store
 from services.model.fraud_model import FraudModel
 from services.scoring import service as scoring
+from shared.codec import decode, encode
+from shared.events import EnrichedTransaction, ModelVersionPublished, Score, Transaction
+from shared.topics import MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
 from tests.kafka_helpers import Collector, produce
 
 pytestmark = pytest.mark.integration

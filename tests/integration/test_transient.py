@@ -10,14 +10,14 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from services.model.artifacts import RedisArtifactStore, dump
+from services.model.fraud_model import FraudModel
+from services.scoring.models import UNTRAINED, ModelSlots
 from shared.codec import encode
 from shared.events import ModelVersionPublished, RetrainRequested
 from shared.kafka import Out
 from shared.runner import ServiceSpec, run_service
 from shared.topics import MODEL_RETRAIN
-from services.model.artifacts import RedisArtifactStore, dump
-from services.model.fraud_model import FraudModel
-from services.scoring.models import UNTRAINED, ModelSlots
 from tests.kafka_helpers import Collector
 from tests.redis_server import RedisServer
 
@@ -33,7 +33,8 @@ def own_redis(tmp_path):
 
 
 def champion(ref: str, sha: str) -> ModelVersionPublished:
-    return ModelVersionPublished(version="v1", reason="initial", status="champion", artifact_ref=ref, artifact_sha256=sha)
+    return ModelVersionPublished(version="v1", reason="initial", status="champion",
+                                 artifact_ref=ref, artifact_sha256=sha)
 
 
 async def test_scoring_retries_a_champion_whose_artifact_redis_could_not_serve(settings, own_redis):

@@ -3,10 +3,10 @@ alert carries the same id and can be deduped downstream."""
 
 from __future__ import annotations
 
+from services.scoring.service import alert
 from shared.codec import decode, encode
 from shared.events import Alert, EnrichedTransaction, Score, Transaction, alert_id_for
 from shared.settings import Settings
-from services.scoring.service import alert
 
 SETTINGS = Settings(alert_threshold=0.8)
 

@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from services.monitor.detectors import (
-    DistributionDrift, Latch, MonitorConfig, PerformanceDrift, RetrainPolicy, ScoreDrift, severity,
+    DistributionDrift,
+    Latch,
+    MonitorConfig,
+    PerformanceDrift,
+    RetrainPolicy,
+    ScoreDrift,
+    severity,
 )
 from services.monitor.windows import ks_critical, ks_pvalue, ks_statistic
 from shared.events import DriftDetected, Window
@@ -220,7 +226,7 @@ def test_a_model_that_gets_better_is_not_reported():
 
 def test_rolling_precision_recall_and_average_precision_are_kept():
     detector = PerformanceDrift(BOTH)
-    for i, (s, y) in enumerate(labelled(3_000, seed=0, at=10**9)):
+    for s, y in labelled(3_000, seed=0, at=10**9):
         detector.update(s, y, None)
     kept = ("precision", "recall", "average_precision")
     assert {k: round(v, 3) for k, v in detector.metrics.items() if k in kept} == {
@@ -242,7 +248,7 @@ def test_many_drift_signals_yield_exactly_one_request_per_cool_down():
     for k in range(360):
         now = T0 + timedelta(seconds=10 * k + 5)
         policy.arm(drift(), features_drifted=1)
-        if (request := policy.due(now)) is not None:
+        if policy.due(now) is not None:
             requests.append(now)
     assert [(r - T0).total_seconds() for r in requests] == [5, 605, 1205, 1805, 2405, 3005]
 

@@ -9,15 +9,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.events import Label, Transaction
 from fraudstream.bench import feature_store as bench
-from services.features import definitions, reference, store
+from services.features import definitions, reference, scripts, store
 from services.features.definitions import (
-    AGE_CAP_S, DAY, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, UNKNOWN_TX, Feature, transaction_features,
+    AGE_CAP_S,
+    DAY,
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    FEATURES,
+    UNKNOWN_TX,
+    Feature,
+    transaction_features,
     version_of,
 )  # fmt: skip
 from services.features.reference import ReferenceFeatures
 from services.features.store import Watermark
+from shared.events import Label, Transaction
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, 00:00 UTC
 
@@ -165,7 +172,7 @@ def test_the_watermark_refuses_what_is_too_late():
     mark.observe(T0)
     assert not mark.is_too_late(T0 + timedelta(hours=1))
     assert mark.is_too_late(T0 + timedelta(minutes=59))
-    assert mark.reason(T0) == "too late: 7200s behind the partition's newest event, limit 3600s"
+    assert mark.reason(T0) == "too late: 7200s behind the card's newest event, limit 3600s"
 
 
 def test_a_fixed_seed_stream_keeps_every_invariant():
@@ -192,6 +199,19 @@ def test_a_fixed_seed_stream_keeps_every_invariant():
     ) == (351, 877, 331, 9)
 
 
-@pytest.mark.parametrize("module", [definitions, reference, store])
+@pytest.mark.parametrize("module", [definitions, reference, scripts, store])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
+
+
+def test_a_zero_amount_history_gives_a_finite_ratio():
+    """Card testing: zero-amount checks, then a real amount. The mean is floored at one cent."""
+    features = reference.ReferenceFeatures()
+    base = dict(card_id="tester", merchant_id="m", currency="EUR", channel="ecom", mcc="5999", country="FR")
+    for i in range(3):
+        features.apply(Transaction(tx_id=f"z{i}", ts=T0 + timedelta(minutes=i), amount=0.0, **base))
+    first_zero = features.apply(Transaction(tx_id="z3", ts=T0 + timedelta(minutes=3), amount=0.0, **base))
+    real = features.apply(Transaction(tx_id="buy", ts=T0 + timedelta(minutes=4), amount=250.0, **base))
+    assert first_zero.features["card_amount_ratio_30d"] == 0.0
+    assert real.features["card_amount_ratio_30d"] == 25_000.0
+    assert real.features["card_amount_zscore_30d"] == 0.0  # no spread among the zeros

@@ -8,8 +8,8 @@ import io
 import orjson
 import pytest
 
-from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from fraudstream.replay.source import Columns, parse_duration, read
+from services.ingest.validate import Limits, Rejected, parse_label, parse_transaction
 from shared.events import utcnow
 
 KAGGLE = Columns(time="trans_date_trans_time", card="cc_num", merchant="merchant", amount="amt",
@@ -67,3 +67,15 @@ def test_a_missing_required_column_is_named_with_its_option():
 def test_durations_that_are_not(text):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_the_stream_reorders_a_little_and_refuses_what_comes_too_late():
+    from fraudstream.replay.source import Stream
+
+    text = ("tx_id,ts,card_id,merchant_id,amount,is_fraud\n"
+            "t2,2026-01-01T10:00:02,c1,m1,5,0\nt1,2026-01-01T10:00:01,c1,m1,5,0\n"
+            "t3,2026-01-01T10:00:03,c1,m1,5,1\nt0,2026-01-01T10:00:00,c1,m1,5,0\n")
+    stream = Stream(io.StringIO(text), label_delay_s=0, reorder=2)
+    order = [(kind, item[1]) for kind, item in stream]
+    assert order == [("tx", "t1"), ("label", "t1"), ("tx", "t2"), ("label", "t2"), ("tx", "t3"), ("label", "t3")]
+    assert stream.refused == {"late": 1} and (stream.transactions, stream.labels, stream.frauds) == (3, 3, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -20,7 +20,7 @@ from fraudstream.evaluation.plots import write_plots
 
 
 def at(day: int, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime(2024, 3, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(2024, 3, day, hour, minute, tzinfo=UTC)
 
 
 F, G, U = True, False, None  # fraud, genuine, unknown
@@ -135,7 +135,7 @@ def test_a_period_without_fraud_leaves_ap_and_auc_undefined_with_a_reason():
 
 def test_an_empty_period_is_a_clear_error():
     with pytest.raises(ValueError, match=r"no scored transactions in \[2025-01-01T00:00:00\+00:00, the end\)"):
-        build_report(ROWS, start=datetime(2025, 1, 1, tzinfo=timezone.utc))
+        build_report(ROWS, start=datetime(2025, 1, 1, tzinfo=UTC))
     with pytest.raises(ValueError, match="no scored transactions at all"):
         build_report([])
 
@@ -159,7 +159,8 @@ def test_as_dict_and_table():
 def test_scores_file_round_trip(tmp_path):
     path = tmp_path / "scores.csv"
     assert write_scores(iter(ROWS), path) == 15
-    assert path.read_text().splitlines()[0] == ",".join(SCORE_COLUMNS) == "tx_id,time,card,merchant,score,model_version,label"
+    header = "tx_id,time,card,merchant,score,model_version,label"
+    assert path.read_text().splitlines()[0] == ",".join(SCORE_COLUMNS) == header
     assert path.read_text().splitlines()[1] == "t1,2024-03-01T09:00:00+00:00,A,m1,0.9,v1,1"
     assert read_scores(path) == ROWS
 
@@ -177,7 +178,7 @@ def test_read_scores_converts_to_utc_and_names_a_bad_line(tmp_path):
     path.write_text("tx_id,time,card,merchant,score,model_version,label\n"
                     "t1,2024-03-02T01:30:00+02:00,A,m1,0.25,v1,\n")
     (row,) = read_scores(path)
-    assert row.time == datetime(2024, 3, 1, 23, 30, tzinfo=timezone.utc) and row.label is None
+    assert row.time == datetime(2024, 3, 1, 23, 30, tzinfo=UTC) and row.label is None
 
 
 def test_write_plots_writes_two_pngs(tmp_path):

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.codec import decode
-from shared.events import ModelVersionPublished, RetrainRequested
-from shared.settings import Settings
-from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split, train
 from services.learner.learner import Learner
+from services.learner.retrain import Example, RetrainConfig, evaluate, prequential, retrain, split, train
 from services.learner.startup import assemble
 from services.learner.trainer import Trainer
 from services.model.artifacts import load
 from services.model.fraud_model import FraudModel
+from shared.codec import decode
+from shared.events import ModelVersionPublished, RetrainRequested
+from shared.settings import Settings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 
@@ -28,7 +28,8 @@ def window(seed: int, n: int = 600, fraud_share: float = 0.1, champion_score=Non
     out = []
     for i in range(n):
         fraud = rng.random() < fraud_share
-        x = {"amount": rng.gauss(400 if fraud else 60, 80), "count_1h": float(rng.randrange(4, 9) if fraud else rng.randrange(0, 4))}
+        x = {"amount": rng.gauss(400 if fraud else 60, 80),
+             "count_1h": float(rng.randrange(4, 9) if fraud else rng.randrange(0, 4))}
         score = champion_score(x, fraud, rng) if champion_score else None
         out.append(Example(x, fraud, T0 + 60 * i, 1.0 if fraud else 5.0, score))
     rng.shuffle(out)  # labels arrive out of event-time order
@@ -90,7 +91,8 @@ def test_a_challenger_that_does_not_beat_a_perfect_champion_is_rejected_with_bot
 
 def test_the_margin_is_inclusive_and_both_are_judged_on_the_same_labels():
     base = window(5)
-    first = retrain(FraudModel(), [Example(e.x, e.is_fraud, e.ts, e.weight, 0.5) for e in base], RetrainConfig(margin=0.0))
+    first = retrain(FraudModel(), [Example(e.x, e.is_fraud, e.ts, e.weight, 0.5) for e in base],
+                    RetrainConfig(margin=0.0))
     # A champion that scored the held-back labels exactly as the challenger does: equal AP.
     mirrored = {e.ts: s for e, (s, _, _) in zip(split(base, 0.3)[1], first.challenger_pairs)}
     examples = [Example(e.x, e.is_fraud, e.ts, e.weight, mirrored.get(e.ts, 0.5)) for e in base]
@@ -109,7 +111,8 @@ def test_the_champion_is_scored_frozen_where_no_live_score_was_kept():
     decision = retrain(champion, examples, RetrainConfig(margin=0.02))
     assert champion.labels_seen == before  # retraining never changes the champion
     assert decision.outcome == "reject"  # the same model on the same data: no better by the margin
-    assert decision.champion_metrics["average_precision"] == pytest.approx(decision.metrics["average_precision"], abs=0.02)
+    assert decision.champion_metrics["average_precision"] == pytest.approx(
+        decision.metrics["average_precision"], abs=0.02)
 
 
 def reversal(seed: int, n: int = 1600, drift: int = 1000) -> tuple[FraudModel, list[Example]]:
@@ -133,7 +136,8 @@ def test_after_a_reversing_drift_a_challenger_trained_since_the_drift_is_promote
     whole = retrain(champion, examples, RetrainConfig(epochs=5))
     # the whole window still teaches the old signal: no better than the champion
     assert whole.outcome == "reject" and (whole.train_size, whole.holdout_size) == (1120, 480)
-    assert round(whole.metrics["average_precision"], 4) == round(whole.champion_metrics["average_precision"], 4) == 0.0105
+    ap = whole.metrics["average_precision"]
+    assert round(ap, 4) == round(whole.champion_metrics["average_precision"], 4) == 0.0105
     drifted = retrain(champion, examples, RetrainConfig(since=since, epochs=5))
     assert drifted.outcome == "promote" and (drifted.train_size, drifted.holdout_size) == (420, 180)
     assert round(drifted.champion_metrics["average_precision"], 4) == 0.0097

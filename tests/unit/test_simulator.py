@@ -249,3 +249,18 @@ def test_the_config_is_utc_and_refuses_naive_times():
     with pytest.raises(ValueError):
         SimulatorConfig(start=datetime(2026, 1, 1))
     assert SimulatorConfig(drift_at="25000").drift_at == 25_000
+
+
+def test_long_frauds_go_on_for_weeks_at_one_terminal_and_on_one_card():
+    config = SimulatorConfig(seed=4, n_cards=300, n_merchants=60, fraud_rate=0.02, long_frauds=True)
+    txs = [e for e in simulate(config, n_transactions=30_000) if e.topic == TRANSACTIONS_RAW]
+    by_terminal: dict[str, list] = {}
+    by_card: dict[str, list] = {}
+    for e in txs:
+        if e.fraud_pattern == "compromised_terminal":
+            by_terminal.setdefault(e.event.merchant_id, []).append(e.event.ts)
+        elif e.fraud_pattern == "compromised_card":
+            by_card.setdefault(e.event.card_id, []).append(e.event.ts)
+    longest = max(max(ts) - min(ts) for ts in by_terminal.values())
+    assert longest.days >= 10 and max(len(ts) for ts in by_terminal.values()) >= 10
+    assert max(max(ts) - min(ts) for ts in by_card.values()).days >= 5

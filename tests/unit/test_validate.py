@@ -28,7 +28,8 @@ plausible = st.fixed_dictionaries(
         "tx_id": st.text(max_size=70), "card_id": st.text(max_size=5), "merchant_id": st.just("m"),
         "ts": st.datetimes(timezones=st.just(UTC) | st.none()).map(lambda d: d.isoformat()) | json_values,
         "labelled_at": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
-        "amount": st.floats() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5), "currency": st.sampled_from(["EUR", "eur", "XXQ", ""]),
+        "amount": st.floats() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
+        "currency": st.sampled_from(["EUR", "eur", "XXQ", ""]),
         "channel": st.sampled_from(["pos", "web"]), "mcc": st.sampled_from(["5411", "54a1"]),
         "country": st.sampled_from(["FR", "fra"]), "is_fraud": json_values, "lat": json_values,
     },
@@ -95,7 +96,7 @@ def test_timestamps_are_never_coerced_from_numbers(ts, reason):
     with pytest.raises(Rejected) as caught:
         parse_transaction((TX % (ts, "5")).encode(), LIMITS, NOW)
     assert str(caught.value) == f"malformed: not a valid Transaction: {reason}"
-    label = '{"tx_id":"t","card_id":"c","is_fraud":true,"labelled_at":%s}' % ts
+    label = '{"tx_id":"t","card_id":"c","is_fraud":true,"labelled_at":' + ts + "}"
     with pytest.raises(Rejected) as caught:
         parse_label(label.encode(), LIMITS, NOW)
     assert str(caught.value) == f"malformed: not a valid Label: {reason.replace('ts:', 'labelled_at:')}"

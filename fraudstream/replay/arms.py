@@ -1,0 +1,208 @@
+"""The models ``fraudstream evaluate`` runs side by side on one stream: each an *arm* that
+scores every transaction and learns from the labels as they arrive.
+
+- :class:`OnlineArm`: a :class:`FraudModel` learning through the learner's ``Trainer``
+  (genuine sampling, prequential metrics), scoring with the version last *published*
+  (every ``publish_every_labels`` learned labels), as scoring does.
+- :class:`TwinArm`: the linear FraudModel's arithmetic on numpy vectors
+  (:mod:`fraudstream.replay.twin`, held equal to it by a test) with the Trainer's sampling
+  rule: the same figures as ``linear`` at a fraction of the cost, for ablations.
+- :class:`BatchArm`: a scikit-learn model refitted every ``refit_days`` of event time on
+  the labels known then from the last ``window_days``: the batch challenger. Its scores
+  wait in a buffer and are computed a batch at a time with the model of their moment.
+
+An arm is written as ``name=kind:key=value,...`` (:func:`parse_arm`), e.g.
+``plain=linear:rate=1`` or ``hgb=hgb:window_days=28``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from operator import itemgetter
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.learner.trainer import Trainer
+from services.model.fraud_model import FraudModel, sigmoid
+from shared.settings import Settings
+
+DAY_S = 86400.0
+ONLINE_KINDS = ("linear", "arf", "amf", "twin")
+BATCH_KINDS = ("hgb", "forest")
+FEATURE_SETS = ("base", "shares", "no_rates")
+"""base: the services' features; shares: plus the label-share features of
+:mod:`fraudstream.replay.incremental`; no_rates: shares without ``merchant_fraud_rate_*``."""
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    name: str
+    kind: str
+    options: dict[str, str]
+
+    def get(self, key: str, default: float) -> float:
+        return float(self.options.get(key, default))
+
+
+def parse_arm(text: str) -> ArmSpec:
+    """
+    >>> parse_arm("plain=linear:rate=1,lr=0.05")
+    ArmSpec(name='plain', kind='linear', options={'rate': '1', 'lr': '0.05'})
+    >>> parse_arm("hgb").kind
+    'hgb'
+    """
+    name, _, rest = text.partition("=") if "=" in text.split(":")[0] else (text.split(":")[0], "", text)
+    kind, _, options = rest.partition(":")
+    if kind not in ONLINE_KINDS + BATCH_KINDS:
+        raise ValueError(f"arm {text!r}: unknown kind {kind!r}; expected one of {ONLINE_KINDS + BATCH_KINDS}")
+    pairs = dict(p.split("=", 1) for p in options.split(",") if p)
+    if pairs.get("features", "base") not in FEATURE_SETS:
+        raise ValueError(f"arm {text!r}: features must be one of {FEATURE_SETS}")
+    return ArmSpec(name, kind, pairs)
+
+
+def select(names: tuple[str, ...] | None, x: dict[str, float]) -> dict[str, float]:
+    return x if names is None else {k: x[k] for k in names}
+
+
+class OnlineArm:
+    def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...] | None):
+        rate = spec.get("rate", settings.genuine_sample_rate)
+        model = FraudModel(spec.kind, genuine_rate=rate, lr=spec.get("lr", 0.01), l2=spec.get("l2", 1e-4),
+                           clip_sd=spec.get("clip", 5.0))
+        self.name, self.names = spec.name, names
+        self.trainer = Trainer(model, rate, settings.alert_threshold, settings.retrain_window_labels)
+        self.every = int(spec.get("publish", settings.publish_every_labels))
+        self.versions = 0
+        self._publish()
+
+    def _publish(self) -> None:
+        model = self.trainer.model
+        if model.kind == "linear":  # the read-out is what scoring computes with: immutable, cheap
+            coefficients = model.coefficients()
+            self._score = lambda x: sigmoid(coefficients.logit(x))
+        else:
+            self._score = copy.deepcopy(model).score
+
+    def score(self, x: dict[str, float]) -> float:
+        return self._score(x if self.names is None else select(self.names, x))
+
+    def learn(self, tx_id: str, x: dict[str, float], y: bool, ts: float) -> None:
+        self.trainer.learn(tx_id, x if self.names is None else select(self.names, x), y, ts)
+        if self.trainer.learned_since_publish >= self.every:
+            self.trainer.learned_since_publish = 0
+            self.versions += 1
+            self._publish()
+
+    def finish(self) -> None:
+        pass
+
+
+class BatchArm:
+    def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...], scores: array):
+        self.name, self.names, self.kind, self.scores, self.spec = spec.name, names, spec.kind, scores, spec
+        self.refit_s = spec.get("refit_days", 7) * DAY_S
+        self.window_s = spec.get("window_days", 28) * DAY_S
+        self.rate = spec.get("rate", settings.genuine_sample_rate)
+        self.seed = int(spec.get("seed", 42))
+        self.examples: list[tuple[float, list[float], bool]] = []
+        self.pending: list[tuple[int, list[float]]] = []
+        self.model, self.next_fit, self.versions, self.prior = None, None, 0, 0.01
+
+    def score_later(self, i: int, x: dict[str, float], ts: float) -> None:
+        if self.next_fit is None:
+            self.next_fit = ts + self.refit_s
+        elif ts >= self.next_fit:
+            self._flush()
+            self._fit(ts)
+            self.next_fit = ts + self.refit_s
+        self.pending.append((i, [x[k] for k in self.names]))
+        if len(self.pending) >= 4096:
+            self._flush()
+
+    def learn(self, tx_id: str, x: dict[str, float], y: bool, ts: float) -> None:
+        from services.learner.trainer import sampled
+
+        if y or sampled(tx_id, self.rate):
+            self.examples.append((ts, [x[k] for k in self.names], y))
+
+    def _fit(self, now: float) -> None:
+        self.examples = [e for e in self.examples if e[0] > now - self.window_s]
+        ys = np.array([e[2] for e in self.examples], dtype=bool)
+        if ys.sum() < 10 or (~ys).sum() < 10:
+            return
+        X = np.array([e[1] for e in self.examples], dtype=np.float64)
+        weights = np.where(ys, 1.0, 1.0 / self.rate)
+        if self.kind == "hgb":
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            model = HistGradientBoostingClassifier(max_iter=int(self.spec.get("trees", 100)), learning_rate=0.1,
+                                                   max_leaf_nodes=31, early_stopping=False, random_state=self.seed)
+        else:
+            from sklearn.ensemble import RandomForestClassifier
+
+            model = RandomForestClassifier(n_estimators=int(self.spec.get("trees", 100)), min_samples_leaf=5,
+                                           max_features="sqrt", n_jobs=2, random_state=self.seed)
+        self.model = model.fit(X, ys, sample_weight=weights)
+        self.versions += 1
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        index = [i for i, _ in self.pending]
+        if self.model is None:
+            p = [self.prior] * len(index)
+        else:
+            p = self.model.predict_proba(np.array([v for _, v in self.pending], dtype=np.float64))[:, 1].tolist()
+        for i, s in zip(index, p):
+            self.scores[i] = s if math.isfinite(s) else self.prior
+        self.pending = []
+
+    def finish(self) -> None:
+        self._flush()
+
+
+class TwinArm:
+    def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...], scores: array):
+        from fraudstream.replay.twin import LinearTwin
+
+        self.rate = spec.get("rate", settings.genuine_sample_rate)
+        self.twin = LinearTwin(names, genuine_rate=self.rate, lr=spec.get("lr", 0.01), l2=spec.get("l2", 1e-4),
+                               clip_sd=spec.get("clip", 5.0))
+        self.name, self.names, self.scores = spec.name, names, scores
+        self.every = int(spec.get("publish", settings.publish_every_labels))
+        self.learned = self.versions = 0
+        self.serving = self.twin.snapshot()
+        self.pending: list[tuple[int, tuple[float, ...]]] = []
+        self._row = itemgetter(*names)
+
+    def score_later(self, i: int, x: dict[str, float], ts: float) -> None:
+        self.pending.append((i, self._row(x)))
+        if len(self.pending) >= 4096:
+            self._flush()
+
+    def learn(self, tx_id: str, x: dict[str, float], y: bool, ts: float) -> None:
+        from services.learner.trainer import sampled
+
+        if not y and not sampled(tx_id, self.rate):
+            return
+        self.twin.learn(np.array(self._row(x), dtype=np.float64), y)
+        self.learned += 1
+        if self.learned >= self.every:
+            self._flush()  # what came before the new version was scored by the old one
+            self.learned = 0
+            self.versions += 1
+            self.serving = self.twin.snapshot()
+
+    def _flush(self) -> None:
+        if self.pending:
+            p = self.serving.score_many(np.array([v for _, v in self.pending], dtype=np.float64))
+            for (i, _), s in zip(self.pending, p):
+                self.scores[i] = s
+            self.pending = []
+
+    def finish(self) -> None:
+        self._flush()
