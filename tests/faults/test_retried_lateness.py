@@ -29,7 +29,6 @@ from tests.redis_server import RedisServer
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(strict=True, reason="a retried features batch is judged against its own advanced watermark")
 async def test_a_batch_retried_after_redis_came_back_enriches_what_its_first_try_accepted(settings, tmp_path):
     server = RedisServer(tmp_path)
     server.start()
