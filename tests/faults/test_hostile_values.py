@@ -1,12 +1,11 @@
-"""Values the fuzzer found that a valid transaction can carry and a service cannot survive.
+"""A value the fuzzer found that a valid transaction can carry and features could not survive.
 
 Zero amounts are valid (account verifications; card testers' favourite), so a card's
-30-day mean amount can be 0; ``card_amount_ratio_30d`` is then ``amount / 0``: inf (nan for
-0/0) in card.lua (a ZeroDivisionError in reference.py), ``EnrichedTransaction`` refuses the
-non-finite value with a ValidationError inside the features handler, the runner lets the
-non-transient error end the process, and its restart meets the same batch again: the
-features stage stops for good. Expected: every transaction enriched with a finite ratio
-(or dead-lettered with its reason) and the service still running.
+30-day mean amount can be 0; ``card_amount_ratio_30d`` was then ``amount / 0``: inf (nan
+for 0/0), ``EnrichedTransaction`` refused the non-finite value inside the features
+handler, the non-transient error ended the process and its restart met the same batch
+again. Main now floors the mean at one cent; this keeps it so: every transaction enriched
+with a finite ratio and the service still running.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """A batch retried after a transient Redis error must be judged as on its first try.
 
 Found by the fault suite (``redis kill -9 under load``: good transactions dead-lettered as
-"too late"). ``Features.on_transaction`` judges lateness and advances the partition's
-watermark while the batch is dispatched, before the store is written; when the store call
-fails (Redis away) the runner retries ``handler(batch)``, and the second dispatch judges
-every transaction against a watermark that already holds the batch's own later ones. A
-batch spanning more than ``max_lateness_s`` of event time (a backlog, a backfill, or any
-batch under compressed event time) then dead-letters its earlier transactions, which the
-first try had accepted.
+"too late"): features judged lateness and advanced the partition's watermark while the
+batch was dispatched, before the store was written; when the store call failed (Redis
+away) the runner retried ``handler(batch)`` and the second dispatch judged every
+transaction against a watermark that already held the batch's own later ones, so a batch
+spanning more than ``max_lateness_s`` of event time dead-lettered its earlier
+transactions. Per-card lateness on main no longer does; this keeps it so.
 """
 
 from __future__ import annotations
