@@ -102,8 +102,10 @@ class Learner:
 
     async def on_idle(self) -> list[Out]:
         await self._forget_acknowledged()
+        # A wait can end while traffic is quiet: its dead letter must not wait for the next record.
+        letters = await self.waiting.expired()
         await self.publisher.maybe_publish()
-        return self.publisher.unsent
+        return letters + self.publisher.unsent
 
     def ready_to_commit(self) -> bool:
         # the runner asks after every batch's (and idle hook's) outputs are acknowledged

@@ -91,3 +91,15 @@ async def test_a_label_whose_transaction_never_comes_is_dead_lettered_when_its_w
     assert [(d.service, d.topic, d.partition, d.offset, d.payload) for d in letters][:1] == [
         ("learner", original.topic, original.partition, original.offset, original.value)]
     assert letters[0].error == "unknown or expired tx_id: no stored features for tx-1 on card card-1 after waiting 1 s"
+
+
+async def test_a_label_whose_wait_ends_while_traffic_is_quiet_is_dead_lettered_all_the_same(settings, start_service):
+    # Nothing arrives after the label: its deadline must be seen by the idle loop, not wait
+    # for the next record on one of the learner's inputs.
+    s = settings.model_copy(update={"label_wait_s": 1.0})
+    start_service(learner.run, s)
+    await produce(s, LABELS, [(b"card-3", encode(label(3)))])
+    async with Collector(s, DEADLETTER) as seen:
+        await seen.until(lambda c: len(c.of(DEADLETTER)) >= 1, timeout_s=20)
+    [letter] = [decode(r.value, DeadLetter) for r in seen.of(DEADLETTER)]
+    assert (letter.service, decode(letter.payload, Label).tx_id) == ("learner", "tx-3")
