@@ -16,6 +16,21 @@ PANEL = "Develop"
 def register(app: typer.Typer) -> None:
     for command in (bench, schemas):
         app.command(rich_help_panel=PANEL)(command)
+    app.command("soak", rich_help_panel=PANEL)(soak)
+
+
+def soak(
+    minutes: Annotated[float, typer.Option(help="how long to run steady load")] = 60.0,
+    rate: Annotated[float, typer.Option(help="simulated transactions per second")] = 200.0,
+    every: Annotated[float, typer.Option(help="seconds between memory samples")] = 5.0,
+    max_growth: Annotated[float, typer.Option(help="MiB per hour over the second half that fails the run")] = 50.0,
+    png: Annotated[Path, typer.Option(help="where to draw the curves (the samples go beside it as JSON)")] = Path(
+        "docs/img/soak.png"),
+) -> None:
+    """Steady load on the local stack for a while; fail if any process's memory grows without bound."""
+    from fraudstream.faults.soak import soak_command
+
+    soak_command(minutes=minutes, rate=rate, every=every, max_growth=max_growth, png=png)
 
 
 def bench(

@@ -22,7 +22,7 @@ PANELS = {
     "Run": {"up", "service", "stack", "simulate"},
     "Operate": {"models", "retrain", "tail", "topics", "lag", "deadletter"},
     "Data and analysis": {"replay", "evaluate", "report"},
-    "Develop": {"bench", "schemas"},
+    "Develop": {"bench", "schemas", "soak"},
 }
 
 
