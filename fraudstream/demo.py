@@ -105,7 +105,7 @@ def urls(ports: dict[str, int], env: dict[str, str]) -> list[str]:
     lines = [f"  {name:<9} http://127.0.0.1:{port}/metrics  /healthz  /readyz" for name, port in ports.items()]
     dashboard = env.get("FRAUDSTREAM_DASHBOARD_PORT")
     if dashboard:
-        lines.insert(0, f"  dashboard http://127.0.0.1:{dashboard}/")
+        lines.insert(0, f"  the live page: http://127.0.0.1:{dashboard}/dashboard/")
     return lines
 
 
@@ -116,6 +116,9 @@ async def run_demo(base: Settings, services: list[str], config: SimulatorConfig,
     stack = None if external else LocalStack(base).start()
     settings = base if stack is None else stack.settings
     env = DEMO_ENV | (DRIFT_ENV if drift else {}) | (stack.env() if stack is not None else dict(os.environ))
+    if stack is not None and "FRAUDSTREAM_DASHBOARD_PORT" not in os.environ:
+        # a port of its own, like the metrics ports: another dashboard on this host must not stop the demo
+        env["FRAUDSTREAM_DASHBOARD_PORT"] = str(free_port())
     logdir = stack.workdir if stack is not None else Path(".")
     emit(f"broker {settings.kafka_bootstrap}, redis {settings.redis_url}; service logs in {logdir}/")
     procs: list[subprocess.Popen] = []

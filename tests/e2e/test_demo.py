@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from services import SERVICES
+
 pytestmark = pytest.mark.e2e
 
 DURATION_S = 20
@@ -38,7 +40,8 @@ def test_the_demo_shows_alerts_dead_letter_summaries_and_the_champion_then_stops
     assert traffic_at is not None, out[-4000:]
     assert ended - traffic_at < DURATION_S + 6, f"{ended - traffic_at:.1f}s of traffic and shutdown\n{out[-2000:]}"
 
-    assert len(re.findall(r"/metrics  /healthz  /readyz", out)) == 5  # one port per service
+    assert len(re.findall(r"/metrics  /healthz  /readyz", out)) == len(SERVICES)  # one port per service
+    assert re.search(r"the live page: http://127\.0\.0\.1:\d+/dashboard/", out)
     alerts = [line for line in lines if "  ALERT  " in line]
     assert alerts, out[-4000:]
     why = [line for line in lines if line.strip().startswith("why:")]
