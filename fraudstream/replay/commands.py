@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from fraudstream.replay.source import Columns, Source, parse_duration, read
+from services.scoring.models import UNTRAINED
 from shared.settings import Settings
 
 REPLAY_SERVICES = ["ingest", "features", "scoring", "learner"]
@@ -72,6 +73,40 @@ def progress_bar(length: int):
             shown = done
 
         yield advance
+
+
+def why_untrained(times: list[float], labels: list[tuple[float, bool]], delay_s: float, publish_every: int,
+                  genuine_rate: float) -> str:
+    """Why every score came from an untrained model, in words: what a user sees instead of an
+    AUC of 0.5 and an alert rate that means nothing. ``times`` are the transactions' event
+    times, ``labels`` the (event time, is fraud) of the labelled ones.
+
+    >>> day = 86400.0
+    >>> print(why_untrained([0, 2 * day], [(day, True)], 7 * day, 1000, 0.2))  # doctest: +NORMALIZE_WHITESPACE
+    warning: no model was trained, so every score is an untrained model's: the label delay (7 days) is
+    longer than the file's span (2.0 days), so no label was due before its end. Use a shorter
+    --label-delay or a longer file.
+    >>> labels = [(day, True)] + [(day, False)] * 1500
+    >>> print(why_untrained([0, 20 * day], labels, 7 * day, 1000, 0.2))  # doctest: +NORMALIZE_WHITESPACE
+    warning: no model was trained, so every score is an untrained model's: 1,501 labels were due before the
+    file ended, of which ~301 are learned (every fraud, genuine ones at FRAUDSTREAM_GENUINE_SAMPLE_RATE=0.2),
+    and the first model version needs 1,000 (FRAUDSTREAM_PUBLISH_EVERY_LABELS). Use a longer file, a shorter
+    --label-delay or a smaller FRAUDSTREAM_PUBLISH_EVERY_LABELS.
+    """
+    head = "warning: no model was trained, so every score is an untrained model's: "
+    span_s = max(times) - min(times) if times else 0.0
+    if delay_s >= span_s:
+        return (head + f"the label delay ({delay_s / 86400:g} days) is longer than the file's span "
+                f"({span_s / 86400:.1f} days), so no label was due before its end. Use a shorter --label-delay "
+                "or a longer file.")
+    end = max(times)
+    due = [fraud for ts, fraud in labels if ts + delay_s <= end]
+    learned = sum(due) + round((len(due) - sum(due)) * genuine_rate)
+    return (head + f"{len(due):,} label{'s were' if len(due) != 1 else ' was'} due before the file ended, of "
+            f"which ~{learned:,} are learned (every fraud, genuine ones at FRAUDSTREAM_GENUINE_SAMPLE_RATE="
+            f"{genuine_rate:g}), and the first model version needs {publish_every:,} "
+            "(FRAUDSTREAM_PUBLISH_EVERY_LABELS). Use a longer file, a shorter --label-delay or a smaller "
+            "FRAUDSTREAM_PUBLISH_EVERY_LABELS.")
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -151,6 +186,12 @@ def replay(
                f"refused: {refused}")
     if outcome.labels_refused:
         typer.echo(f"labels refused: {_counts(outcome.labels_refused)}")
+    if outcome.scores and all(version == UNTRAINED for _, version in outcome.scores.values()):
+        truth = source.truth.values()
+        settings = Settings()
+        settings = settings.model_copy(update=replay_settings(settings, delay_s))  # what the replay's learner ran with
+        typer.echo(why_untrained([t[0] for t in truth], [(t[0], bool(t[3])) for t in truth if t[3] is not None],
+                                 delay_s, settings.publish_every_labels, settings.genuine_sample_rate), err=True)
     _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)
 
 
@@ -229,7 +270,15 @@ def evaluate(
         return
     ts, cards = np.frombuffer(outcome.ts, dtype=np.float64), np.frombuffer(outcome.card, dtype=np.int64)
     labels = np.frombuffer(outcome.label, dtype=np.int8)
-    lo, hi = last_weeks(ts, test_weeks)
+    if not any(outcome.versions.values()):
+        labelled = labels >= 0
+        typer.echo(why_untrained(ts.tolist(), list(zip(ts[labelled].tolist(), (labels[labelled] == 1).tolist())),
+                                 delay_s, settings.publish_every_labels, settings.genuine_sample_rate), err=True)
+    try:
+        lo, hi = last_weeks(ts, test_weeks)
+    except ValueError as exc:
+        typer.echo(f"fraudstream: {exc}: ask for fewer with --test-weeks, or give a longer file", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"test weeks: {datetime.fromtimestamp(lo, UTC):%Y-%m-%d} to {datetime.fromtimestamp(hi, UTC):%Y-%m-%d}"
                f" ({test_weeks} weeks, {int(((ts >= lo) & (ts < hi)).sum()):,} transactions, "
                f"{int(((ts >= lo) & (ts < hi) & (labels == 1)).sum()):,} frauds)")
