@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     """Serve /metrics, /healthz and /readyz on this port (0: off)."""
     log_level: str = "INFO"
 
-    # --- security (docs/security-settings.md): passed to every Kafka and Redis client
+    # --- security (README: "Secured clusters"): passed to every Kafka and Redis client
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
