@@ -11,9 +11,10 @@ import pytest
 
 from services.features import service as features
 from services.learner import service as learner
+from services.learner.once import LearnedOnce
 from shared import metrics
 from shared.codec import decode, encode
-from shared.events import Label, ModelVersionPublished, Transaction, utcnow
+from shared.events import Label, ModelVersionPublished, TrainingWindow, Transaction, utcnow
 from shared.topics import LABELS, MODEL_VERSIONS, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
 from tests.kafka_helpers import Collector, produce
 
@@ -69,3 +70,25 @@ async def test_a_label_published_twice_is_learned_once_within_a_run_and_across_a
         await seen.settle(1.0)
     assert latest(seen).training_window.labels_seen == N + 1  # tx-N learned, tx-2 not again
     assert duplicates() - skipped_before == 3
+
+
+async def test_a_marker_counts_only_for_a_snapshot_in_the_known_history(settings, redis_client):
+    # A crash after the markers were written but before the announcement was sent leaves
+    # markers naming a snapshot nobody saw; the next run (which may reuse its version name)
+    # must learn those labels again.
+    known: set = set()
+    once = LearnedOnce(settings, redis_client, known)
+    labels = [decode(label(i)[1], Label) for i in range(3)]
+    for lb in labels[:2]:
+        once.learned(lb)
+    assert await once.fresh(labels + [labels[2]]) == [False, False, True, False]  # memory; twice in a list
+    snapshot = ModelVersionPublished(version="v1", artifact_ref="mem:v1", artifact_sha256="0" * 64,
+                                     reason="periodic", status="champion",
+                                     training_window=TrainingWindow(labels_seen=2, frauds_seen=1))
+    once.sealed(snapshot)
+    await once.mark()
+    restarted = LearnedOnce(settings, redis_client, known)
+    assert await restarted.fresh(labels) == [True, True, True]  # v1 never announced: not trusted
+    known.add((snapshot.version, snapshot.published_at))
+    assert await restarted.fresh(labels) == [False, False, True]
+    assert await redis_client.ttl(f"{settings.redis_prefix}:{{card:card-0}}:learned:tx-0") > 0
