@@ -37,6 +37,10 @@ LABEL_DELAY_SECONDS = Histogram(
 LABELS_UNMATCHED = Counter(
     "fraudstream_labels_unmatched", "Labels whose transaction is unknown or expired", ["service"]
 )
+LABELS_DUPLICATE = Counter(
+    "fraudstream_labels_duplicate", "Labels skipped: their tx_id was learned already (a re-published label)",
+    ["service"],
+)
 DRIFT_EVENTS = Counter("fraudstream_drift_events", "Drift detections", ["kind"])
 for _kind in get_args(DriftDetected.model_fields["kind"].annotation):
     DRIFT_EVENTS.labels(_kind)  # exported as 0 from the start: a dashboard shows "no drift", not "no data"

@@ -1,6 +1,7 @@
 """Labels joined to the features each transaction was scored with (point in time, no
 leakage), then learned by the champion line and the shadow challenger. An explicit label
-whose vector is not stored yet waits for it (``waiting.py``)."""
+whose vector is not stored yet waits for it (``waiting.py``). Every label, matured and
+waiting ones included, is first checked against those learned already (``once.py``)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from aiokafka import ConsumerRecord
 
 from services.features import FeatureReader
 from services.learner.lineage import Lineage
+from services.learner.once import LearnedOnce
 from services.learner.waiting import WaitingLabels
 from shared import metrics
 from shared.events import EnrichedTransaction, Label
 
 
 class LabelJoin:
-    def __init__(self, features: FeatureReader, lineage: Lineage, waiting: WaitingLabels):
-        self.features, self.lineage, self.waiting = features, lineage, waiting
+    def __init__(self, features: FeatureReader, lineage: Lineage, waiting: WaitingLabels, once: LearnedOnce):
+        self.features, self.lineage, self.waiting, self.once = features, lineage, waiting, once
 
     async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]],
                     arrived: list[tuple[Label, EnrichedTransaction]]) -> list[tuple[ConsumerRecord, Label]]:
@@ -25,8 +27,15 @@ class LabelJoin:
         then each label whose vector is stored; return the explicit ones whose vector is not
         (``record`` None: a matured genuine label, whose transaction simply expired).
 
+        A label whose tx_id was learned already (re-published upstream) is skipped, not held.
         Redis is read before anything is learned: a transient error leaves the model as it was.
         """
+        fresh = await self.once.fresh([label for _, label in labels])
+        self.waiting.learned([label for (_, label), ok in zip(labels, fresh) if not ok], waited=False)
+        labels = [pair for pair, ok in zip(labels, fresh) if ok]
+        arrived_fresh = await self.once.fresh([label for label, _ in arrived])
+        self.waiting.learned([label for (label, _), ok in zip(arrived, arrived_fresh) if not ok], waited=True)
+        arrived = [pair for pair, ok in zip(arrived, arrived_fresh) if ok]
         found = await self.features.lookup([(lb.card_id, lb.tx_id) for _, lb in labels]) if labels else {}
         self._learn_arrived(arrived)
         missing, learned = [], []
@@ -49,4 +58,5 @@ class LabelJoin:
 
     def learn_one(self, label: Label, features: dict[str, float], ts: float) -> None:
         metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - ts))
+        self.once.learned(label)
         self.lineage.learn(label.tx_id, features, label.is_fraud, datetime.fromtimestamp(ts, UTC))

@@ -9,6 +9,8 @@ consumed), then a snapshot if one is due.
 The runner retries a batch after a transient Redis or Kafka error. Learning is not
 idempotent (a label learned twice counts twice), so a batch's progress is kept in an
 :class:`Attempt`: a retry resumes where the failed try stopped and never learns again.
+A label published twice (ingest re-publishes after a restart) is a different matter: its
+tx_id is learned once per lineage by ``once.py``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import logging
 import time
 
 from services.learner.lineage import Lineage
+from services.learner.once import LearnedOnce
 from services.model import registry
 from services.model.artifacts import ArtifactStore, dump
 from services.model.fraud_model import FraudModel
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, settings: Settings, artifacts: ArtifactStore, lineage: Lineage):
-        self.settings, self.artifacts, self.lineage = settings, artifacts, lineage
+    def __init__(self, settings: Settings, artifacts: ArtifactStore, lineage: Lineage, once: LearnedOnce):
+        self.settings, self.artifacts, self.lineage, self.once = settings, artifacts, lineage, once
         self.topic = settings.topic(MODEL_VERSIONS)
         self.last_publish = time.monotonic()
         self.published = False
@@ -41,7 +42,13 @@ class Publisher:
         return published
 
     async def maybe_publish(self) -> None:
-        """The champion's snapshot (and the challenger's beside it) when one is due."""
+        """The champion's snapshot (and the challenger's beside it) when one is due.
+
+        The tx_ids a snapshot holds are marked in Redis before its announcement is returned
+        for sending (a retry after a failed write writes them first): a snapshot the broker
+        acknowledged always has its markers, so a restart replaying its labels skips them.
+        """
+        await self.once.mark()
         trainer = self.lineage.trainer
         due = trainer.learned_since_publish >= self.settings.publish_every_labels or (
             trainer.learned_since_publish and time.monotonic() - self.last_publish >= self.settings.publish_every_s
@@ -56,6 +63,8 @@ class Publisher:
         trainer.learned_since_publish = 0
         self.last_publish = time.monotonic()
         self.published = True
+        self.once.sealed(event)
+        await self.once.mark()
         log.info("published %s after %d labels", event.version, event.training_window.labels_seen)
         await self._publish_shadow(event)
 

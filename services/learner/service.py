@@ -3,7 +3,8 @@ to the features each transaction was scored with, publishes versions every N lab
 seconds, and on a ``model.retrain`` request trains a challenger and promotes or rejects it.
 
 - ``learner``: the batch handler (routes each topic to its part);
-- ``joining``: labels joined to stored feature vectors and learned;
+- ``joining``: labels joined to stored feature vectors and learned; ``once``: each tx_id
+  learned at most once per lineage (a label re-published upstream is skipped);
 - ``maturity``: implicit genuine labels for transactions nobody labelled;
 - ``lineage``: the model line in training, following ``model.versions``; ``shadow``: a
   challenger learning beside it; ``trainer``: online learning with prequential metrics;

@@ -10,6 +10,7 @@ from services.learner.joining import LabelJoin
 from services.learner.learner import Learner
 from services.learner.lineage import Lineage
 from services.learner.maturity import Maturity
+from services.learner.once import LearnedOnce
 from services.learner.publishing import Publisher
 from services.learner.retrain_queue import RetrainQueue
 from services.learner.trainer import Trainer
@@ -30,8 +31,9 @@ def assemble(settings: Settings, redis: AsyncRedis, features: FeatureReader, art
              trainer: Trainer, history: list[ModelVersionPublished]) -> Learner:
     """The learner's parts, wired (nothing is read yet)."""
     lineage = Lineage(trainer, history, artifacts)
-    publisher = Publisher(settings, artifacts, lineage)
-    join = LabelJoin(features, lineage, WaitingLabels(settings, redis))
+    once = LearnedOnce(settings, redis, lineage.known)
+    publisher = Publisher(settings, artifacts, lineage, once)
+    join = LabelJoin(features, lineage, WaitingLabels(settings, redis), once)
     return Learner(lineage, join, Maturity(settings, redis),
                    RetrainQueue(settings, redis), publisher, Verdicts(settings, publisher))
 
