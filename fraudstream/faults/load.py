@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from fraudstream.bench.workload import send_all  # noqa: F401  (re-exported: the poison burst and the fuzzer send with it)
 from fraudstream.simulator.publish import anchored
 from fraudstream.simulator.traffic import Emission, SimulatorConfig, simulate, time_scale
 from shared.codec import encode
@@ -94,18 +95,6 @@ async def send_stream(settings: Settings, emissions: Iterator[Emission], scale: 
     finally:
         await producer.stop()
     return sent
-
-
-async def send_all(settings: Settings, records: list[Out], chunk: int = 2000) -> None:
-    """Send records (topic names without prefix) as fast as the broker takes them."""
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        sender = Sender(producer)
-        for i in range(0, len(records), chunk):
-            await sender.send([Out(settings.topic(r.topic), r.key, r.value) for r in records[i:i + chunk]])
-    finally:
-        await producer.stop()
 
 
 RAW_TOPICS = (TRANSACTIONS_RAW, LABELS_RAW)
