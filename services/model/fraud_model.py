@@ -40,8 +40,8 @@ LIMIT = 1e12
 LEARNING_RATE = 0.003
 """SGD's step for the linear kind's weights (River's intercept keeps its own 0.01). Chosen
 on simulated files (``docs/evaluate.md``, "Defaults"): 0.003 ranked frauds better than 0.01
-on every seed tried (average precision +0.03), and 0.001 is too slow for a short history;
-0.05 is far worse."""
+on all four files tried (average precision +0.02..+0.03), 0.001 is too slow for a short history,
+0.005 already worse and 0.05 far worse."""
 L2 = 1e-4
 CLIP_SD = 5.0
 """Standardised values are clipped to ±5 sd: the features are heavy-tailed (z-scores of
