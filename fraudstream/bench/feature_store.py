@@ -1,14 +1,15 @@
 """A synthetic card stream, and how fast and how small the feature store is on it.
 
-``python -m fraudstream.bench.feature_store`` runs against ``FRAUDSTREAM_REDIS_URL`` under a
-throw-away key prefix and prints applied transactions per second, the CPU time each
-transaction costs this process and the Redis server (the server's figure includes any
-other client's work at the same time), Redis round trips per transaction, and bytes per
-card, merchant and stored vector.
+``python -m fraudstream.bench.feature_store [--tx-per-card N ...]`` runs against
+``FRAUDSTREAM_REDIS_URL`` under a throw-away key prefix and prints, for each card density,
+applied transactions per second, the CPU time each transaction costs this process and the
+Redis server (the server's figure includes any other client's work at the same time),
+Redis round trips per transaction, and bytes per card, merchant and stored vector.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import heapq
 import random
@@ -145,7 +146,22 @@ async def bench_store(settings: Settings, n: int = 20_000, batch: int = 500, car
         await redis.aclose()
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--tx-per-card", type=int, nargs="+", default=[10],
+                        help="mean transactions per card (cards = transactions / this); several for a table")
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args(argv)
+    for density in args.tx_per_card:
+        settings = Settings(redis_prefix=f"fsbench-{uuid.uuid4().hex[:8]}")
+        cards = max(1, args.transactions // density)
+        figures = asyncio.run(bench_store(settings, n=args.transactions, batch=args.batch, cards=cards))
+        print(f"{'cards':>24}  {cards:,}")
+        for name, value in figures.items():
+            print(f"{name:>24}  {value:,.4g}" if isinstance(value, float) else f"{name:>24}  {value:,}")
+        print()
+
+
 if __name__ == "__main__":
-    figures = asyncio.run(bench_store(Settings(redis_prefix=f"fsbench-{uuid.uuid4().hex[:8]}")))
-    for name, value in figures.items():
-        print(f"{name:>24}  {value:,.4g}" if isinstance(value, float) else f"{name:>24}  {value:,}")
+    main()

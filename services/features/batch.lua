@@ -6,7 +6,7 @@
 --       KEYS: history, first use per merchant, last use per merchant, windows, vector
 --   'merchant', ts, the 1-based position of this transaction's card operation in this
 --       call (0 when the card was applied by another call): skipped when that was late
---       KEYS: hours, fraud, vector
+--       KEYS: hours, fraud, labels, vector
 -- Returns one reply per operation: a vector, 'late|<card newest ts>', or nil (skipped).
 
 local replies, k, a = {}, 1, 1
@@ -17,14 +17,14 @@ while a <= #ARGV do
     replies[#replies + 1] = apply_card(K, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
     k, a = k + 5, a + 4
   elseif op == 'merchant' then
-    local M = {hours = KEYS[k], fraud = KEYS[k + 1], vector = KEYS[k + 2]}
+    local M = {hours = KEYS[k], fraud = KEYS[k + 1], labels = KEYS[k + 2], vector = KEYS[k + 3]}
     local card = tonumber(ARGV[a + 2])
     if card > 0 and string.sub(replies[card], 1, 5) == 'late|' then
       replies[#replies + 1] = false
     else
       replies[#replies + 1] = apply_merchant(M, ARGV[a + 1])
     end
-    k, a = k + 3, a + 3
+    k, a = k + 4, a + 3
   else
     error('no feature operation ' .. tostring(op))
   end

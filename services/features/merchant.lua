@@ -1,5 +1,5 @@
--- One transaction at one merchant: read the merchant's hourly counts and known fraud
--- labels, compute the merchant features, then count the transaction. Every key shares the
+-- One transaction at one merchant: read the merchant's hourly counts and known labels,
+-- compute the merchant features, then count the transaction. Every key shares the
 -- {merchant:<id>} hash tag. store.py prepends the constants: MERCHANT_AGGREGATIONS and
 -- MERCHANT_WINDOWS (the merchant entries of definitions.FEATURES, in order), AGE_CAP,
 -- MERCHANT_RETENTION and the TTLs.
@@ -11,7 +11,9 @@
 -- M.hours  ZSET   score = UTC hour, member = hour|transactions in all hours up to and
 --                 including this one|newest ts in this hour, and '|pruned' on the oldest
 --                 member once older hours were dropped (its total then counts them)
--- M.fraud  ZSET   score = labelled_at, member = tx_id (label.lua writes and prunes it)
+-- M.fraud  ZSET   score = labelled_at of the earliest fraud label, member = tx_id
+-- M.labels ZSET   score = labelled_at of the earliest label, member = tx_id (label.lua
+--                 writes and prunes both)
 -- M.vector STRING age|values, merchant features in MERCHANT_AGGREGATIONS order
 -- Returns the vector.
 
@@ -54,14 +56,27 @@ local function apply_merchant(M, ts_text)
     return counts[w]
   end
 
+  -- labels known at ts, labelled in (ts - w, ts]: one ZCOUNT per key and window
+  local frauds, labels = {}, {}
+  local function known(cache, k, w)
+    if not cache[w] then cache[w] = redis.call('ZCOUNT', k, '(' .. fmt(ts - w), ts_text) end
+    return cache[w]
+  end
+
   -- One branch per aggregation in definitions.MERCHANT_AGGREGATIONS (reference.py mirrors them).
   local function feature(aggregation, w)
-    local n = count(w)
-    if aggregation == 'count' then return n end
+    if aggregation == 'count' then return count(w) end
     if aggregation == 'fraud_rate' then
+      local n = count(w)
       if n == 0 then return 0 end
-      return redis.call('ZCOUNT', M.fraud, '(' .. fmt(ts - w), ts_text) / n
+      return known(frauds, M.fraud, w) / n
     end
+    if aggregation == 'fraud_share' then
+      local n = known(labels, M.labels, w)
+      if n == 0 then return 0 end
+      return known(frauds, M.fraud, w) / n
+    end
+    if aggregation == 'label_count' then return known(labels, M.labels, w) end
     error('no merchant aggregation ' .. aggregation)
   end
 
