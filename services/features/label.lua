@@ -9,7 +9,7 @@
 
 local labelled_at = tonumber(ARGV[1])
 -- Older than any window of a transaction within the partition skew can reach.
-local last = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
+local last = redis.call('ZRANGE', KEYS[1], '-1', '-1')[1]
 local horizon = last and tonumber(string.match(last, '^%d+|%d+|([^|]+)')) - MERCHANT_RETENTION
 if horizon and labelled_at < horizon then return 0 end
 

@@ -22,15 +22,17 @@ local function parse_hour(member)
   return tonumber(h), tonumber(total), newest, pruned == '|pruned'
 end
 local function hour_member(h, total, newest) return string.format('%d|%d|%s', h, total, newest) end
+-- Arguments go to Redis as text: a number would be formatted with %.17g on every call.
+local function int(x) return string.format('%d', x) end
 
 -- Transactions in all hours before h, and the newest ts among them (nil when none). Every
 -- partition updates a merchant, so a transaction of a lagging partition may ask for hours
 -- already dropped: it then gets the oldest total kept, which undercounts by what those
 -- hours held, instead of zero, which would count the merchant's whole life.
 local function before(M, h)
-  local r = redis.call('ZREVRANGEBYSCORE', M.hours, '(' .. h, '-inf', 'LIMIT', 0, 1)
+  local r = redis.call('ZREVRANGEBYSCORE', M.hours, '(' .. int(h), '-inf', 'LIMIT', '0', '1')
   if #r == 0 then
-    local oldest = redis.call('ZRANGE', M.hours, 0, 0)[1]
+    local oldest = redis.call('ZRANGE', M.hours, '0', '0')[1]
     if oldest then
       local _, total, newest, pruned = parse_hour(oldest)
       if pruned then return total, tonumber(newest) end
@@ -89,7 +91,7 @@ local function apply_merchant(M, ts_text)
   -- Count the transaction in its own hour and, when it is late, in every later hour's
   -- running total too.
   local own = false
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', M.hours, hour, '+inf')) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', M.hours, int(hour), '+inf')) do
     local h, total, last, pruned = parse_hour(m)
     if h == hour then
       own = true
@@ -98,21 +100,21 @@ local function apply_merchant(M, ts_text)
       own = true -- older than every hour kept: the base's total counts it
     end
     redis.call('ZREM', M.hours, m)
-    redis.call('ZADD', M.hours, h, hour_member(h, total + 1, last) .. (pruned and '|pruned' or ''))
+    redis.call('ZADD', M.hours, int(h), hour_member(h, total + 1, last) .. (pruned and '|pruned' or ''))
   end
 
   -- Housekeeping once per merchant and hour, when the hour first appears: drop the hours
   -- no window of a transaction within the partition skew can reach, but keep the newest
   -- of them, marked, as the base later differences start from; refresh the TTL.
   if not own then
-    redis.call('ZADD', M.hours, hour, hour_member(hour, total_before + 1, ts_text))
-    local oldest = redis.call('ZRANGE', M.hours, 0, 1)
+    redis.call('ZADD', M.hours, int(hour), hour_member(hour, total_before + 1, ts_text))
+    local oldest = redis.call('ZRANGE', M.hours, '0', '1')
     local keep_from = math.floor((ts - MERCHANT_RETENTION) / 3600)
     if #oldest == 2 and parse_hour(oldest[2]) < keep_from then
-      local base = redis.call('ZREVRANGEBYSCORE', M.hours, '(' .. keep_from, '-inf', 'LIMIT', 0, 1)[1]
+      local base = redis.call('ZREVRANGEBYSCORE', M.hours, '(' .. int(keep_from), '-inf', 'LIMIT', '0', '1')[1]
       local h, total, last = parse_hour(base)
-      redis.call('ZREMRANGEBYSCORE', M.hours, '-inf', h)
-      redis.call('ZADD', M.hours, h, hour_member(h, total, last) .. '|pruned')
+      redis.call('ZREMRANGEBYSCORE', M.hours, '-inf', int(h))
+      redis.call('ZADD', M.hours, int(h), hour_member(h, total, last) .. '|pruned')
     end
     redis.call('EXPIRE', M.hours, MERCHANT_TTL)
   end
