@@ -113,6 +113,11 @@ def _known(times: list[float], ts: float, w: float) -> int:
     return bisect_right(times, ts) - bisect_right(times, ts - w)
 
 
+def _known_hours(times: list[float], hour: int, hours: int) -> int:
+    """How many of the ascending ``times`` fall in the whole hours [hour - hours, hour)."""
+    return bisect_left(times, hour * HOUR) - bisect_left(times, (hour - hours) * HOUR)
+
+
 def _add_time(times: list[float], t: float, now: float) -> None:
     if not times or times[-1] <= t:
         times.append(t)
@@ -187,10 +192,10 @@ class IncrementalFeatures:
             seen = counts[end] - counts[bisect_left(hours, hour - w // HOUR, 0, end)]
             x[name] = _known(m.frauds, ts, w) / seen if seen else 0.0
         for name, w in _MERCHANT_SHARES:
-            labelled = _known(m.labels, ts, w)
-            x[name] = _known(m.frauds, ts, w) / labelled if labelled else 0.0
+            labelled = _known_hours(m.labels, hour, w // HOUR)
+            x[name] = _known_hours(m.frauds, hour, w // HOUR) / labelled if labelled else 0.0
         for name, w in _MERCHANT_LABELS:
-            x[name] = float(_known(m.labels, ts, w))
+            x[name] = float(_known_hours(m.labels, hour, w // HOUR))
         if end == len(hours):
             hours.append(hour)
             counts.append(counts[-1])

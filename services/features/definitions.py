@@ -6,9 +6,10 @@ this table, so adding a feature is one entry here (plus a test) and the version 
 Event time throughout: a transaction's features are computed from what was applied before
 it with a strictly earlier ``ts``; card windows are the half-open ``(ts - W, ts)``. Merchant
 windows count whole UTC hours, ``[hour(ts) - W, hour(ts))``, because merchants are kept
-as hourly counts (see store.py); a merchant's labels count when ``ts - W < labelled_at <= ts``
-(labels arrive late: only what was known at ``ts`` counts), each transaction's once, from
-its earliest label (any verdict) and, as a fraud, from its earliest fraud label.
+as hourly counts (see store.py). Labels arrive late: only what was known counts, each
+transaction's once, from its earliest label (any verdict) and, as a fraud, from its earliest
+fraud label; the fraud rate's frauds when ``ts - W < labelled_at <= ts``, the label shares'
+labels and frauds by the whole hours they became known in, ``[hour(ts) - W, hour(ts))``.
 If you change what an aggregation computes, rename it, so the version changes too.
 
 >>> FEATURES_BY_NAME["card_amount_mean_24h"]
@@ -63,8 +64,8 @@ MERCHANT_AGGREGATIONS = {
     "fraud_rate": "fraud labels with ts - W < labelled_at <= ts, over that count; 0 when it is 0",
     # the labels known now are mostly of transactions days old, not of the last W's traffic:
     # a share over labels compares the same transactions whatever the label delay
-    "fraud_share": "fraud labels with ts - W < labelled_at <= ts, over all labels in that span; 0 without any",
-    "label_count": "labels (fraud or genuine) with ts - W < labelled_at <= ts",
+    "fraud_share": "fraud labels known in the hours [hour(ts) - W, hour(ts)), over all labels known then; 0 without",
+    "label_count": "labels (fraud or genuine) known in the hours [hour(ts) - W, hour(ts))",
 }
 """What each merchant aggregation means; merchant.lua and reference.py compute each one."""
 TX_AGGREGATIONS: dict[str, Callable[[Transaction], float]] = {

@@ -58,10 +58,15 @@ local function apply_merchant(M, ts_text)
     return counts[w]
   end
 
-  -- labels known at ts, labelled in (ts - w, ts]: one ZCOUNT per key and window
-  local frauds, labels = {}, {}
+  -- labels known at ts: the rate's frauds labelled in (ts - w, ts]; the shares' frauds and
+  -- labels in the whole hours [hour - w, hour). One ZCOUNT per key and window.
+  local frauds, hourly_frauds, labels = {}, {}, {}
   local function known(cache, k, w)
     if not cache[w] then cache[w] = redis.call('ZCOUNT', k, '(' .. fmt(ts - w), ts_text) end
+    return cache[w]
+  end
+  local function known_hours(cache, k, w)
+    if not cache[w] then cache[w] = redis.call('ZCOUNT', k, int(hour * 3600 - w), '(' .. int(hour * 3600)) end
     return cache[w]
   end
 
@@ -74,11 +79,11 @@ local function apply_merchant(M, ts_text)
       return known(frauds, M.fraud, w) / n
     end
     if aggregation == 'fraud_share' then
-      local n = known(labels, M.labels, w)
+      local n = known_hours(labels, M.labels, w)
       if n == 0 then return 0 end
-      return known(frauds, M.fraud, w) / n
+      return known_hours(hourly_frauds, M.fraud, w) / n
     end
-    if aggregation == 'label_count' then return known(labels, M.labels, w) end
+    if aggregation == 'label_count' then return known_hours(labels, M.labels, w) end
     error('no merchant aggregation ' .. aggregation)
   end
 

@@ -93,12 +93,14 @@ def _merchant_feature(aggregation: str, w: int, ts: float, tx_times: list[float]
                       labels: dict[str, float]) -> float:
     hour = hour_of(ts)
     n = sum(1 for t in tx_times if hour - w // HOUR <= hour_of(t) < hour)
-    known_frauds = sum(1 for labelled_at in frauds.values() if ts - w < labelled_at <= ts)
-    known_labels = sum(1 for labelled_at in labels.values() if ts - w < labelled_at <= ts)
     if aggregation == "count":
         return float(n)
     if aggregation == "fraud_rate":
-        return known_frauds / n if n else 0.0
+        known = sum(1 for labelled_at in frauds.values() if ts - w < labelled_at <= ts)
+        return known / n if n else 0.0
+    # labels by the whole hours they became known in, as the transactions are counted
+    known_frauds = sum(1 for labelled_at in frauds.values() if hour - w // HOUR <= hour_of(labelled_at) < hour)
+    known_labels = sum(1 for labelled_at in labels.values() if hour - w // HOUR <= hour_of(labelled_at) < hour)
     if aggregation == "fraud_share":
         return known_frauds / known_labels if known_labels else 0.0
     if aggregation == "label_count":

@@ -6,11 +6,14 @@ Keys (``P`` = ``settings.redis_prefix``; each hash-tagged by its entity for Redi
 key                         type    content                                         TTL (refreshed)
 ==========================  ======  ==============================================  ==================
 ``P:{card:C}:tx``           ZSET    score ts, member amount|country|channel|        30 d + lateness
-                                    len(merchant)|merchant|tx_id
-``P:{card:C}:windows``      STRING  per running window: edge, count, exact sum      as above
-                                    and sum of squares, oldest ts counted; newest
-``P:{card:C}:merchants``    HASH    merchant_id → earliest ts the card used it      180 d
-``P:{card:C}:last``         ZSET    merchant_id by the newest ts the card used it   30 d + lateness
+                                    len(merchant)|merchant|tx_id                    (at most daily,
+                                                                                    to TTL + 1 d)
+``P:{card:C}:windows``      STRING  msgpack: per running window edge, count, exact  expires with
+                                    sum (and sum of squares if a zscore reads it),  ``tx``
+                                    oldest ts counted; newest ts and member, TTL
+                                    deadlines, members prunable
+``P:{card:C}:merchants``    HASH    merchant_id → earliest ts the card used it      180 d (daily)
+``P:{card:C}:last``         ZSET    merchant_id by the newest ts the card used it   as ``tx``
 ``P:{card:C}:fv:T``         STRING  version|ts|age|card and tx values|merchant_id   ``feature_ttl_s``
 ``P:{merchant:M}:tx``       ZSET    score UTC hour, member hour|running total|      30 d + lateness
                                     newest ts (hourly prefix sums, ≤ ~900 members)  + 7 d skew
@@ -22,6 +25,9 @@ key                         type    content                                     
 
 A transaction costs the same whatever its card's history (card.lua): each window keeps a
 running count, sum and sum of squares, and only the events that just left it are read.
+The fixed cost is kept low too: a card's state is read and written once per batch, TTLs
+are refreshed at most daily (``TTL_SLACK_S``) and history pruned a few members at a time
+(``PRUNE_EVERY``), so a light card's transaction is about 9 commands, its merchant's 10-14.
 Card windows are exact (equal to reference.py to the bit) for every transaction within
 ``max_lateness_s`` of its card's newest; one further behind is refused (lateness follows
 the card: another card's clock, or a backfill beside live traffic, never makes it late).

@@ -155,32 +155,27 @@ def _shares(features: dict[str, float]) -> tuple[float, ...]:
         "fraud_share_1d", "fraud_share_7d", "fraud_share_30d", "labels_7d", "labels_30d"))  # fmt: skip
 
 
-def test_label_shares_divide_frauds_by_the_labels_known_in_the_same_window():
+def test_label_shares_divide_frauds_by_the_labels_known_in_the_same_hours():
     ref = ReferenceFeatures()
     for i, at in enumerate((0, 10, 20, 30)):
         ref.apply(tx(f"t{i}", at, card=f"c{i}"))
-    assert ref.apply_label(fraud("t0", 2 * DAY, card="c0")) is None  # old news by the end
+    hour = 3600
+    assert ref.apply_label(fraud("t0", 2 * DAY, card="c0")) is None
     assert ref.apply_label(fraud("t1", 20 * DAY, card="c1", is_fraud=False)) is None
     assert ref.apply_label(fraud("t2", 25 * DAY, card="c2")) is None
     assert ref.apply_label(fraud("t2", 26 * DAY, card="c2")) is None, "a later copy: the earliest stays"
-    assert ref.apply_label(fraud("t3", 25 * DAY + 3600, card="c3", is_fraud=False)) is None
-    assert ref.apply_label(fraud("t3", 25 * DAY + 7200, card="c3")) is None, "fraud from its own labelled_at"
+    assert ref.apply_label(fraud("t3", 25 * DAY + hour, card="c3", is_fraud=False)) is None
+    assert ref.apply_label(fraud("t3", 25 * DAY + 2 * hour, card="c3")) is None, "a fraud from its own label"
     at = {name: ref.apply(tx(f"x{name}", t, card=f"x{name}")).features for name, t in (
-        ("before", 25 * DAY + 3599), ("labelled", 25 * DAY + 3600), ("fraud", 25 * DAY + 7200),
-        ("month", 32 * DAY), ("gone", 60 * DAY))}  # fmt: skip
-    assert _shares(at["before"]) == (1.0, 1 / 2, 2 / 3, 2, 3), "t2 fraud, t1 genuine; t0 in 30 d only"
-    assert _shares(at["labelled"]) == (1 / 2, 1 / 3, 2 / 4, 3, 4), "labelled_at == ts counts"
-    assert _shares(at["fraud"]) == (1.0, 2 / 3, 3 / 4, 3, 4), "t3's fraud label joins its earlier label"
-    assert _shares(at["month"]) == (0.0, 1.0, 2 / 3, 1, 3), "t0 and t2 labelled 30 d and 7 d ago: (ts - W, ts]"
+        ("same_hour", 25 * DAY + 1800), ("next_hour", 25 * DAY + hour), ("between", 25 * DAY + 2.5 * hour),
+        ("fraud", 25 * DAY + 3 * hour), ("month", 32 * DAY + hour), ("gone", 60 * DAY))}  # fmt: skip
+    assert _shares(at["same_hour"]) == (0.0, 0.0, 1 / 2, 1, 2), "t2 labelled this hour: counts from the next"
+    assert _shares(at["next_hour"]) == (1.0, 1 / 2, 2 / 3, 2, 3)
+    assert _shares(at["between"]) == (1 / 2, 1 / 3, 2 / 4, 3, 4), "t3 labelled, its fraud label this hour"
+    assert _shares(at["fraud"]) == (1.0, 2 / 3, 3 / 4, 3, 4)
+    assert _shares(at["month"]) == (0.0, 1.0, 2 / 3, 1, 3), "t0 and t2 left the 30 d and 7 d with their hours"
     assert _shares(at["gone"]) == (0.0, 0.0, 0.0, 0, 0), "no labels: a share of 0, not a division by 0"
-    assert at["fraud"]["merchant_fraud_rate_30d"] == 3 / 6, "the rate divides by the traffic, not the labels"
-
-
-def test_a_redelivered_transaction_changes_nothing():
-    ref = ReferenceFeatures()
-    first = ref.apply(tx("a", 0))
-    assert ref.apply(tx("a", 0)) == first
-    assert ref.apply(tx("b", 60)).features["card_tx_count_1h"] == 1
+    assert at["fraud"]["merchant_fraud_rate_30d"] == 3 / 7, "the rate: frauds in (ts - 30 d, ts] over the traffic"
 
 
 @pytest.mark.parametrize("at, hour, weekend, night", [

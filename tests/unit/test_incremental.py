@@ -53,8 +53,8 @@ def test_label_shares_count_labels_known_at_the_merchant():
     day = 86400.0
     fast.apply("t1", 0.0, "c1", "m1", 10.0, "FR", "pos")
     fast.apply("t2", 10.0, "c2", "m1", 0.0, "FR", "ecom")  # a zero amount is a transaction like any other
-    fast.apply_label("m1", 7 * day, True)
-    fast.apply_label("m1", 7 * day + 10, False)
+    fast.apply_label("m1", 7 * day - 3600, True)  # known in the hour before t3's: counted
+    fast.apply_label("m1", 7 * day - 3590, False)
     x = fast.apply("t3", 7 * day + 20, "c2", "m1", 5.0, "FR", "ecom")
     assert {k: v for k, v in x.items() if k.startswith(("merchant_fraud_share", "merchant_labels"))} == {
         "merchant_fraud_share_1d": 0.5, "merchant_fraud_share_7d": 0.5, "merchant_fraud_share_30d": 0.5,
