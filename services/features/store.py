@@ -27,7 +27,7 @@ A transaction costs the same whatever its card's history (card.lua): each window
 running count, sum and sum of squares, and only the events that just left it are read.
 The fixed cost is kept low too: a card's state is read and written once per batch, TTLs
 are refreshed at most daily (``TTL_SLACK_S``) and history pruned a few members at a time
-(``PRUNE_EVERY``), so a light card's transaction is about 9 commands, its merchant's 10-14.
+(``PRUNE_EVERY``): a light card's transaction takes about 8 commands, its merchant's 16.
 Card windows are exact (equal to reference.py to the bit) for every transaction within
 ``max_lateness_s`` of its card's newest; one further behind is refused (lateness follows
 the card: another card's clock, or a backfill beside live traffic, never makes it late).
