@@ -1,14 +1,16 @@
 """A synthetic card stream, and how fast and how small the feature store is on it.
 
-``python -m fraudstream.bench.feature_store`` runs against ``FRAUDSTREAM_REDIS_URL`` under a
-throw-away key prefix and prints applied transactions per second, the CPU time each
-transaction costs this process and the Redis server (the server's figure includes any
-other client's work at the same time), Redis round trips per transaction, and bytes per
-card, merchant and stored vector.
+``python -m fraudstream.bench.feature_store [--tx-per-card N ...]`` runs against
+``FRAUDSTREAM_REDIS_URL`` under a throw-away key prefix and prints, for each card density,
+applied transactions per second, the CPU time each transaction costs this process and the
+Redis server (the server's figure includes any other client's work at the same time),
+Redis round trips and commands (those the scripts make included, a figure the machine's
+load does not change) per transaction, and bytes per card, merchant and stored vector.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import heapq
 import random
@@ -94,6 +96,12 @@ async def _server_cpu_s(redis: aioredis.Redis) -> float:
     return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
 
 
+async def _commands(redis: aioredis.Redis) -> dict[str, int]:
+    """Calls per command so far, those scripts make included (the server's, all clients')."""
+    stats = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
 async def memory_usage(redis: aioredis.Redis, keys: list[str]) -> float:
     """Mean MEMORY USAGE over the keys that exist (bytes)."""
     pipe = redis.pipeline(transaction=False)
@@ -109,13 +117,14 @@ async def bench_store(settings: Settings, n: int = 20_000, batch: int = 500, car
     txs = [e for e in synthetic_stream(seed=11, n=n, cards=cards, merchants=300) if isinstance(e, Transaction)]
     try:
         await store.load_scripts()
-        redis_cpu = await _server_cpu_s(redis)
+        redis_cpu, commands = await _server_cpu_s(redis), await _commands(redis)
         sent, started, cpu = CountingConnection.sent, time.perf_counter(), time.process_time()
         for i in range(0, len(txs), batch):
             await store.apply(txs[i : i + batch])
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         round_trips = CountingConnection.sent - sent
         redis_cpu = await _server_cpu_s(redis) - redis_cpu
+        calls = {k: v - commands.get(k, 0) for k, v in (await _commands(redis)).items()}
         card_ids = sorted({tx.card_id for tx in txs})
         merchant_ids = sorted({tx.merchant_id for tx in txs})
         p = settings.redis_prefix
@@ -127,6 +136,10 @@ async def bench_store(settings: Settings, n: int = 20_000, batch: int = 500, car
             "client_cpu_us_per_tx": round(cpu / len(txs) * 1e6, 1),
             "redis_cpu_us_per_tx": round(redis_cpu / len(txs) * 1e6, 1),
             "round_trips_per_tx": round_trips / len(txs),
+            # what the Lua costs, counted, so comparable on a busy machine
+            "redis_commands_per_tx": round(sum(calls.values()) / len(txs), 2),
+            "busiest_commands": ", ".join(f"{k} {v / len(txs):.2f}" for k, v in
+                                          sorted(calls.items(), key=lambda kv: -kv[1])[:6]),  # fmt: skip
             "tx_per_card": len(txs) / len(card_ids),
             "bytes_per_card": round(sum([
                 await memory_usage(redis, [f"{p}:{{card:{c}}}:{part}" for c in card_ids])
@@ -145,7 +158,23 @@ async def bench_store(settings: Settings, n: int = 20_000, batch: int = 500, car
         await redis.aclose()
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--tx-per-card", type=int, nargs="+", default=[10],
+                        help="mean transactions per card (cards = transactions / this); several for a table")
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args(argv)
+    for density in args.tx_per_card:
+        settings = Settings(redis_prefix=f"fsbench-{uuid.uuid4().hex[:8]}")
+        cards = max(1, args.transactions // density)
+        figures = asyncio.run(bench_store(settings, n=args.transactions, batch=args.batch, cards=cards))
+        print(f"{'cards':>24}  {cards:,}")
+        for name, value in figures.items():
+            shown = f"{value:,.4g}" if isinstance(value, float) else value if isinstance(value, str) else f"{value:,}"
+            print(f"{name:>24}  {shown}")
+        print()
+
+
 if __name__ == "__main__":
-    figures = asyncio.run(bench_store(Settings(redis_prefix=f"fsbench-{uuid.uuid4().hex[:8]}")))
-    for name, value in figures.items():
-        print(f"{name:>24}  {value:,.4g}" if isinstance(value, float) else f"{name:>24}  {value:,}")
+    main()

@@ -37,8 +37,8 @@ DAY_S = 86400.0
 ONLINE_KINDS = ("linear", "arf", "amf", "twin")
 BATCH_KINDS = ("hgb", "forest")
 FEATURE_SETS = ("base", "shares", "no_rates")
-"""base: the services' features; shares: plus the label-share features of
-:mod:`fraudstream.replay.incremental`; no_rates: shares without ``merchant_fraud_rate_*``."""
+"""base: the services' features (with the merchant label shares); shares: the same, the name
+kept for existing commands; no_rates: base without ``merchant_fraud_rate_*``."""
 
 
 @dataclass(frozen=True)

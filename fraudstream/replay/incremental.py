@@ -8,15 +8,9 @@ of the reference's whole-history scans. Same names and meanings as
 (1e-9 relative: prefix sums round differently from the reference's oldest-first loop).
 
 Transactions must come in nondecreasing ``ts`` (evaluate refuses a late one); labels as they
-become known. Two deliberate extensions, both off unless asked:
-
-- ``amount`` may be 0 (card testing): ``card_amount_ratio_30d`` divides by the mean amount
-  floored at one cent, where the reference would divide by zero;
-- ``label_shares=True`` adds ``merchant_fraud_share_{1d,7d,30d}`` and
-  ``merchant_labels_{7d,30d}``: frauds over *labels* that became known at the merchant in
-  ``(ts - W, ts]``. Numerator and denominator then cover the same transactions whatever the
-  label delay; ``merchant_fraud_rate_*`` divides the frauds known now by the traffic of the
-  last W, which under a 7-day delay are mostly different transactions.
+become known, one per transaction (the caller joins them). ``amount`` may be 0 (card
+testing): ``card_amount_ratio_30d`` divides by the mean amount floored at one cent, as the
+reference does.
 """
 
 from __future__ import annotations
@@ -28,10 +22,6 @@ from operator import itemgetter
 from services.features.definitions import AGE_CAP_S, DAY, HOUR, by_entity
 
 CENT = 0.01
-SHARE_WINDOWS = {"1d": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
-LABEL_COUNT_WINDOWS = ("7d", "30d")
-EXTRA_FEATURES = tuple(f"merchant_fraud_share_{w}" for w in SHARE_WINDOWS) + tuple(
-    f"merchant_labels_{w}" for w in LABEL_COUNT_WINDOWS)
 
 _CARD = tuple((f.name, f.aggregation, f.window_s or AGE_CAP_S) for f in by_entity("card"))
 _WINDOWS = tuple(sorted({w for _, _, w in _CARD}))
@@ -49,9 +39,10 @@ _SINCE = tuple((name, w) for name, a, w in _CARD if a == "seconds_since_prev")
 _NEW, _COUNTRY, _CHANNEL = (tuple(name for name, a, _ in _CARD if a == agg)
                             for agg in ("merchant_is_new", "country_changed", "channel_changed"))
 _MERCHANT_COUNTS = tuple((f.name, f.window_s // HOUR) for f in by_entity("merchant") if f.aggregation == "count")
-_MERCHANT_RATES = tuple((f.name, f.window_s) for f in by_entity("merchant") if f.aggregation == "fraud_rate")
-_MERCHANT_KEEP_S = max([w for _, w in _MERCHANT_RATES] + [h * HOUR for _, h in _MERCHANT_COUNTS]
-                       + list(SHARE_WINDOWS.values()))
+_MERCHANT_RATES, _MERCHANT_SHARES, _MERCHANT_LABELS = (
+    tuple((f.name, f.window_s) for f in by_entity("merchant") if f.aggregation == agg)
+    for agg in ("fraud_rate", "fraud_share", "label_count"))
+_MERCHANT_KEEP_S = max(f.window_s for f in by_entity("merchant"))
 _MERCHANT_OF = itemgetter(2)
 _TRIM = 256
 """A merchant's hours or label times dropped at once when they have left every window."""
@@ -114,12 +105,17 @@ class _Merchant:
         self.hours: list[int] = []  # hours with transactions, ascending
         self.counts: list[int] = [0]  # counts[j]: transactions in hours[:j]
         self.frauds: list[float] = []  # labelled_at of its fraud labels, ascending
-        self.labels: list[float] = []  # labelled_at of all its labels (only with label shares)
+        self.labels: list[float] = []  # labelled_at of all its labels
 
 
 def _known(times: list[float], ts: float, w: float) -> int:
     """How many of the ascending ``times`` fall in (ts - w, ts]."""
     return bisect_right(times, ts) - bisect_right(times, ts - w)
+
+
+def _known_hours(times: list[float], hour: int, hours: int) -> int:
+    """How many of the ascending ``times`` fall in the whole hours [hour - hours, hour)."""
+    return bisect_left(times, hour * HOUR) - bisect_left(times, (hour - hours) * HOUR)
 
 
 def _add_time(times: list[float], t: float, now: float) -> None:
@@ -135,11 +131,10 @@ class IncrementalFeatures:
     """``apply(...)`` gives a transaction's features and records it; ``apply_label`` records a
     label (once per transaction: the caller joins labels to transactions)."""
 
-    def __init__(self, label_shares: bool = False) -> None:
+    def __init__(self) -> None:
         self.cards: dict[str, _Card] = {}
         self.merchants: dict[str, _Merchant] = {}
         self.first_seen: dict[tuple[str, str], float] = {}
-        self.label_shares = label_shares
 
     def apply(self, tx_id: str, ts: float, card_id: str, merchant_id: str, amount: float, country: str,
               channel: str) -> dict[str, float]:
@@ -196,12 +191,11 @@ class IncrementalFeatures:
         for name, w in _MERCHANT_RATES:
             seen = counts[end] - counts[bisect_left(hours, hour - w // HOUR, 0, end)]
             x[name] = _known(m.frauds, ts, w) / seen if seen else 0.0
-        if self.label_shares:
-            for label, w in SHARE_WINDOWS.items():
-                labelled = _known(m.labels, ts, w)
-                x[f"merchant_fraud_share_{label}"] = _known(m.frauds, ts, w) / labelled if labelled else 0.0
-                if label in LABEL_COUNT_WINDOWS:
-                    x[f"merchant_labels_{label}"] = float(labelled)
+        for name, w in _MERCHANT_SHARES:
+            labelled = _known_hours(m.labels, hour, w // HOUR)
+            x[name] = _known_hours(m.frauds, hour, w // HOUR) / labelled if labelled else 0.0
+        for name, w in _MERCHANT_LABELS:
+            x[name] = float(_known_hours(m.labels, hour, w // HOUR))
         if end == len(hours):
             hours.append(hour)
             counts.append(counts[-1])
@@ -217,8 +211,7 @@ class IncrementalFeatures:
             return
         if is_fraud:
             _add_time(m.frauds, labelled_at, labelled_at)
-        if self.label_shares:
-            _add_time(m.labels, labelled_at, labelled_at)
+        _add_time(m.labels, labelled_at, labelled_at)
 
 
 def _zscore(card: _Card, amount: float, lo: int, end: int, total: float) -> float:

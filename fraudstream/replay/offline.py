@@ -27,15 +27,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
-from fraudstream.replay.incremental import EXTRA_FEATURES, IncrementalFeatures
+from fraudstream.replay.incremental import IncrementalFeatures
 from fraudstream.replay.source import StreamEvent
 from services.features.definitions import FEATURE_NAMES
 from shared.settings import Settings
 
 FEATURE_SET_NAMES = {
     "base": FEATURE_NAMES,
-    "shares": FEATURE_NAMES + EXTRA_FEATURES,
-    "no_rates": tuple(n for n in FEATURE_NAMES if not n.startswith("merchant_fraud_rate_")) + EXTRA_FEATURES,
+    "shares": FEATURE_NAMES,  # the label shares are in the feature table now: the same as base
+    "no_rates": tuple(n for n in FEATURE_NAMES if not n.startswith("merchant_fraud_rate_")),
 }
 
 
@@ -61,8 +61,7 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
              on_progress: Callable[[int], None] | None = None) -> Scored:
     """Score every transaction of ``events`` with every arm; each learns each label when it arrives."""
     out = Scored(tx_ids=[] if keep_ids else None, features={} if keep_features else None)
-    sets = {spec.options.get("features", "base") for spec in arms}
-    engine = IncrementalFeatures(label_shares=bool(sets - {"base"}))
+    engine = IncrementalFeatures()
     online: list[tuple[OnlineArm, array]] = []
     batch: list[BatchArm | TwinArm] = []  # arms that score a batch at a time, when their model changes
     for spec in arms:
@@ -73,7 +72,7 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
         elif spec.kind == "twin":
             batch.append(TwinArm(spec, settings, names, out.scores[spec.name]))
         else:
-            everything = names == FEATURE_NAMES and not engine.label_shares
+            everything = names == FEATURE_NAMES
             online.append((OnlineArm(spec, settings, None if everything else names), out.scores[spec.name]))
     waiting: dict[str, tuple[float, dict[str, float], str]] = {}  # tx_id → what its label joins to
     seen: set[str] = set()  # ingest's dedup, forgetting after its TTL (here in event time)

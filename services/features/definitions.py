@@ -6,8 +6,10 @@ this table, so adding a feature is one entry here (plus a test) and the version 
 Event time throughout: a transaction's features are computed from what was applied before
 it with a strictly earlier ``ts``; card windows are the half-open ``(ts - W, ts)``. Merchant
 windows count whole UTC hours, ``[hour(ts) - W, hour(ts))``, because merchants are kept
-as hourly counts (see store.py); a merchant's fraud labels count when
-``ts - W < labelled_at <= ts`` (labels arrive late: only what was known at ``ts`` counts).
+as hourly counts (see store.py). Labels arrive late: only what was known counts, each
+transaction's once, from its earliest label (any verdict) and, as a fraud, from its earliest
+fraud label; the fraud rate's frauds when ``ts - W < labelled_at <= ts``, the label shares'
+labels and frauds by the whole hours they became known in, ``[hour(ts) - W, hour(ts))``.
 If you change what an aggregation computes, rename it, so the version changes too.
 
 >>> FEATURES_BY_NAME["card_amount_mean_24h"]
@@ -60,6 +62,10 @@ CARD_AGGREGATIONS = {
 MERCHANT_AGGREGATIONS = {
     "count": "the merchant's transactions in the whole UTC hours [hour(ts) - W, hour(ts))",
     "fraud_rate": "fraud labels with ts - W < labelled_at <= ts, over that count; 0 when it is 0",
+    # the labels known now are mostly of transactions days old, not of the last W's traffic:
+    # a share over labels compares the same transactions whatever the label delay
+    "fraud_share": "fraud labels known in the hours [hour(ts) - W, hour(ts)), over all labels known then; 0 without",
+    "label_count": "labels (fraud or genuine) known in the hours [hour(ts) - W, hour(ts))",
 }
 """What each merchant aggregation means; merchant.lua and reference.py compute each one."""
 TX_AGGREGATIONS: dict[str, Callable[[Transaction], float]] = {
@@ -99,6 +105,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("card_channel_changed", "card", "channel_changed", AGE_CAP_S),
     *_windowed("merchant", "tx_count", "count", {"24h": DAY, "7d": 7 * DAY}),
     *_windowed("merchant", "fraud_rate", "fraud_rate", {"7d": 7 * DAY, "30d": 30 * DAY}),
+    *_windowed("merchant", "fraud_share", "fraud_share", {"1d": DAY, "7d": 7 * DAY, "30d": 30 * DAY}),
+    *_windowed("merchant", "labels", "label_count", {"7d": 7 * DAY, "30d": 30 * DAY}),
     Feature("amount", "tx", "amount"),
     Feature("log_amount", "tx", "log1p_amount"),
     Feature("hour_of_day", "tx", "hour_of_day"),

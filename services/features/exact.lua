@@ -27,6 +27,29 @@ local function exact_add(p, x)
   return p
 end
 
+-- The same exact value in the fewest nonoverlapping parts, smallest first (Shewchuk's
+-- Compress): keeps the lists, and with them the state and exact_spread's products, short.
+local function compact(p)
+  local m = #p
+  if m < 3 then return p end
+  local g, bottom, q = {}, m, p[m]
+  for i = m - 1, 1, -1 do
+    local s = q + p[i]
+    local lo = p[i] - (s - q)
+    if lo ~= 0 then g[bottom] = s; bottom = bottom - 1; q = lo else q = s end
+  end
+  g[bottom] = q
+  local h = {}
+  for i = bottom + 1, m do
+    local s = g[i] + q
+    local lo = q - (s - g[i])
+    q = s
+    if lo ~= 0 then h[#h + 1] = lo end
+  end
+  if q ~= 0 then h[#h + 1] = q end
+  return h
+end
+
 local function copy(p)
   local out = {}
   for i = 1, #p do out[i] = p[i] end
@@ -78,10 +101,13 @@ end
 -- n * sum(a^2) - sum(a)^2 from the exact sums, rounded once: n(n-1) times the sample
 -- variance, 0 exactly when all amounts are equal.
 local function exact_spread(n, sums, squares)
+  sums, squares = compact(sums), compact(squares)
   local p = {}
   for i = 1, #squares do p = exact_add_product(p, squares[i], n) end
-  for i = 1, #sums do
-    for j = 1, #sums do p = exact_add_product(p, -sums[i], sums[j]) end
+  for i = 1, #sums do -- the square of the sum: each cross product once, doubled (exactly)
+    local a = sums[i]
+    p = exact_add_product(p, -a, a)
+    for j = i + 1, #sums do p = exact_add_product(p, -2 * a, sums[j]) end
   end
   return exact_round(p)
 end

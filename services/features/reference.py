@@ -89,7 +89,8 @@ def _card_feature(
     raise ValueError(f"no card aggregation {aggregation!r}")
 
 
-def _merchant_feature(aggregation: str, w: int, ts: float, tx_times: list[float], frauds: dict[str, float]) -> float:
+def _merchant_feature(aggregation: str, w: int, ts: float, tx_times: list[float], frauds: dict[str, float],
+                      labels: dict[str, float]) -> float:
     hour = hour_of(ts)
     n = sum(1 for t in tx_times if hour - w // HOUR <= hour_of(t) < hour)
     if aggregation == "count":
@@ -97,6 +98,13 @@ def _merchant_feature(aggregation: str, w: int, ts: float, tx_times: list[float]
     if aggregation == "fraud_rate":
         known = sum(1 for labelled_at in frauds.values() if ts - w < labelled_at <= ts)
         return known / n if n else 0.0
+    # labels by the whole hours they became known in, as the transactions are counted
+    known_frauds = sum(1 for labelled_at in frauds.values() if hour - w // HOUR <= hour_of(labelled_at) < hour)
+    known_labels = sum(1 for labelled_at in labels.values() if hour - w // HOUR <= hour_of(labelled_at) < hour)
+    if aggregation == "fraud_share":
+        return known_frauds / known_labels if known_labels else 0.0
+    if aggregation == "label_count":
+        return float(known_labels)
     raise ValueError(f"no merchant aggregation {aggregation!r}")
 
 
@@ -115,6 +123,9 @@ class ReferenceFeatures:
         self.first_seen: dict[tuple[str, str], float] = {}
         self.merchant_times: dict[str, list[float]] = defaultdict(list)
         self.frauds: dict[str, dict[str, float]] = defaultdict(dict)
+        """merchant → tx_id → earliest labelled_at of a fraud label"""
+        self.labels: dict[str, dict[str, float]] = defaultdict(dict)
+        """merchant → tx_id → earliest labelled_at of any label"""
         self.applied: dict[tuple[str, str], tuple[FeatureResult, str]] = {}
 
     def apply(self, tx: Transaction) -> FeatureResult | Refused:
@@ -129,12 +140,13 @@ class ReferenceFeatures:
         ts = epoch_s(tx.ts)
         rows = self.history[tx.card_id]
         first_seen = self.first_seen.get((tx.card_id, tx.merchant_id))
-        times, frauds = self.merchant_times[tx.merchant_id], self.frauds[tx.merchant_id]
+        times, frauds, labels = (self.merchant_times[tx.merchant_id], self.frauds[tx.merchant_id],
+                                 self.labels[tx.merchant_id])  # fmt: skip
         values = transaction_features(tx)
         for f in by_entity("card"):
             values[f.name] = _card_feature(f.aggregation, f.window_s, tx, ts, rows, first_seen)
         for f in by_entity("merchant"):
-            values[f.name] = _merchant_feature(f.aggregation, f.window_s, ts, times, frauds)
+            values[f.name] = _merchant_feature(f.aggregation, f.window_s, ts, times, frauds, labels)
         result = FeatureResult(
             features={name: values[name] for name in FEATURE_NAMES},
             freshness_s={
@@ -149,11 +161,12 @@ class ReferenceFeatures:
         return result
 
     def apply_label(self, label: Label) -> str | None:
-        """A fraud label becomes known to its merchant at its earliest ``labelled_at``."""
+        """A label becomes known to its merchant at its transaction's earliest ``labelled_at``;
+        a fraud label counts as a fraud from the earliest fraud label."""
         known = self.applied.get((label.card_id, label.tx_id))
         if known is None:
             return UNKNOWN_TX
-        if label.is_fraud:
-            frauds = self.frauds[known[1]]
-            frauds[label.tx_id] = min(epoch_s(label.labelled_at), frauds.get(label.tx_id, math.inf))
+        at = epoch_s(label.labelled_at)
+        for kept in (self.labels[known[1]], self.frauds[known[1]]) if label.is_fraud else (self.labels[known[1]],):
+            kept[label.tx_id] = min(at, kept.get(label.tx_id, math.inf))
         return None

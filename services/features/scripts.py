@@ -29,6 +29,14 @@ backlog after a fault) with merchant windows still exact for what was applied be
 merchant state, which every partition updates, keeps this much more history."""
 RUNNING_AGGREGATIONS = ("count", "sum", "mean", "ratio", "zscore")
 """Card aggregations served from a window's running count, sum and sum of squares."""
+TTL_SLACK_S = DAY
+"""A card's TTLs are refreshed at most this often (wall clock), to the TTL plus this: a
+command per key and day instead of per transaction, and a key never expires sooner than
+its TTL after its last write."""
+PRUNE_EVERY = 8
+"""A card's history and last-use set are pruned once this many members fell out of reach:
+one command per few transactions instead of one per transaction, at most this many more
+members kept."""
 
 
 class Script:
@@ -43,6 +51,8 @@ class Script:
 
 def _lua(value: object) -> str:
     """A Python constant as a Lua literal (floats by repr, so Lua reads the same double)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, (tuple, list)):
@@ -55,6 +65,7 @@ class Scripts:
         card, merchant = by_entity("card"), by_entity("merchant")
         running = sorted({f.window_s for f in card if f.aggregation in RUNNING_AGGREGATIONS})
         distinct = {f.window_s for f in card if f.aggregation == "distinct_merchants"}
+        squared = {f.window_s for f in card if f.aggregation == "zscore"}
         if len(distinct) > 1:
             raise ValueError("card.lua keeps one last-use set: one distinct-merchants window")
         # History older than this before a transaction serves no window of a later one.
@@ -64,19 +75,23 @@ class Scripts:
             "AGGREGATIONS": [f.aggregation for f in card],
             "WINDOWS": [f.window_s for f in card],
             "RUNNING": running,
+            "SQUARED": [width in squared for width in running],
             "RUNNING_LONGEST": max(running),
             "DISTINCT_WINDOW": max(distinct | {0}),
             "MAX_LATENESS": float(settings.max_lateness_s),
             "RETENTION": card_retention,
-            "HISTORY_TTL": math.ceil(card_retention),
-            "MERCHANTS_TTL": SEEN_MERCHANTS_TTL_S,
+            "HISTORY_TTL_MS": math.ceil(card_retention) * 1000,
+            "MERCHANTS_TTL_MS": SEEN_MERCHANTS_TTL_S * 1000,
+            "TTL_SLACK_MS": TTL_SLACK_S * 1000,
+            "PRUNE_EVERY": PRUNE_EVERY,
             "MERCHANT_AGGREGATIONS": [f.aggregation for f in merchant],
             "MERCHANT_WINDOWS": [f.window_s for f in merchant],
             "MERCHANT_RETENTION": merchant_retention,
-            "MERCHANT_TTL": math.ceil(merchant_retention),
+            # TTLs as Redis reads them: a number argument would be formatted per call
+            "MERCHANT_TTL": str(math.ceil(merchant_retention)),
             "AGE_CAP": AGE_CAP_S,
             "MIN_MEAN_AMOUNT": MIN_MEAN_AMOUNT,
-            "VECTOR_TTL": settings.feature_ttl_s,
+            "VECTOR_TTL": str(settings.feature_ttl_s),
             "VERSION": FEATURE_SET_VERSION,
         }
         self.batch = Script(self.constants, "exact.lua", "card.lua", "merchant.lua", "batch.lua")

@@ -6,21 +6,28 @@ Keys (``P`` = ``settings.redis_prefix``; each hash-tagged by its entity for Redi
 key                         type    content                                         TTL (refreshed)
 ==========================  ======  ==============================================  ==================
 ``P:{card:C}:tx``           ZSET    score ts, member amount|country|channel|        30 d + lateness
-                                    len(merchant)|merchant|tx_id
-``P:{card:C}:windows``      STRING  per running window: edge, count, exact sum      as above
-                                    and sum of squares, oldest ts counted; newest
-``P:{card:C}:merchants``    HASH    merchant_id → earliest ts the card used it      180 d
-``P:{card:C}:last``         ZSET    merchant_id by the newest ts the card used it   30 d + lateness
+                                    len(merchant)|merchant|tx_id                    (at most daily,
+                                                                                    to TTL + 1 d)
+``P:{card:C}:windows``      STRING  msgpack: per running window edge, count, exact  expires with
+                                    sum (and sum of squares if a zscore reads it),  ``tx``
+                                    oldest ts counted; newest ts and member, TTL
+                                    deadlines, members prunable
+``P:{card:C}:merchants``    HASH    merchant_id → earliest ts the card used it      180 d (daily)
+``P:{card:C}:last``         ZSET    merchant_id by the newest ts the card used it   as ``tx``
 ``P:{card:C}:fv:T``         STRING  version|ts|age|card and tx values|merchant_id   ``feature_ttl_s``
 ``P:{merchant:M}:tx``       ZSET    score UTC hour, member hour|running total|      30 d + lateness
                                     newest ts (hourly prefix sums, ≤ ~900 members)  + 7 d skew
-``P:{merchant:M}:fraud``    ZSET    score earliest labelled_at, member tx_id        as above
+``P:{merchant:M}:fraud``    ZSET    score earliest fraud labelled_at, member tx_id  as above
+``P:{merchant:M}:labels``   ZSET    score earliest labelled_at, member tx_id        as above
 ``P:{merchant:M}:fv:T``     STRING  age|merchant values                             ``feature_ttl_s``
 ``P:featureset:V``          STRING  JSON: the names in each part of version V       ``feature_ttl_s``
 ==========================  ======  ==============================================  ==================
 
 A transaction costs the same whatever its card's history (card.lua): each window keeps a
 running count, sum and sum of squares, and only the events that just left it are read.
+The fixed cost is kept low too: a card's state is read and written once per batch, TTLs
+are refreshed at most daily (``TTL_SLACK_S``) and history pruned a few members at a time
+(``PRUNE_EVERY``): a light card's transaction takes about 8 commands, its merchant's 16.
 Card windows are exact (equal to reference.py to the bit) for every transaction within
 ``max_lateness_s`` of its card's newest; one further behind is refused (lateness follows
 the card: another card's clock, or a backfill beside live traffic, never makes it late).
@@ -148,7 +155,7 @@ class FeatureStore:
 
     def _merchant_op(self, tx: Transaction, card_op: int) -> _Op:
         merchant = self._key("merchant", tx.merchant_id)
-        keys = [f"{merchant}:tx", f"{merchant}:fraud", f"{merchant}:fv:{tx.tx_id}"]
+        keys = [f"{merchant}:tx", f"{merchant}:fraud", f"{merchant}:labels", f"{merchant}:fv:{tx.tx_id}"]
         return _Op(keys, ["merchant", repr(epoch_s(tx.ts)), str(card_op)])
 
     async def _run(self, ops: Sequence[_Op | None], also: Callable[[AsyncPipeline], None] | None = None) -> list:
@@ -228,25 +235,26 @@ class FeatureStore:
         return [(p[0], p[3], p[4], float(p[1])) if p else None for p in parts]
 
     async def apply_labels(self, labels: list[Label]) -> list[str | None]:
-        """Record fraud labels where the merchant features will see them.
+        """Record labels where the merchant features will see them.
 
         Two round trips per batch: the labelled transactions' merchants are read from
-        their stored vectors first. Returns, per label, None when applied (a genuine label
-        changes nothing) or why not. A fraud label counts from its earliest ``labelled_at``.
+        their stored vectors first. Returns, per label, None when applied or why not. A
+        transaction's label counts from its earliest ``labelled_at``, and as a fraud from
+        its earliest fraud label: a redelivered or repeated label changes nothing.
         """
         if not labels:
             return []
         parts = await self._card_parts([(label.card_id, label.tx_id) for label in labels])
-        frauds = [(label, part[2]) for label, part in zip(labels, parts) if part and label.is_fraud]
-        if frauds:
-            await self._execute(lambda pipe: self._queue_labels(pipe, frauds))
+        known = [(label, part[2]) for label, part in zip(labels, parts) if part]
+        if known:
+            await self._execute(lambda pipe: self._queue_labels(pipe, known))
         return [None if part else UNKNOWN_TX for part in parts]
 
-    def _queue_labels(self, pipe: AsyncPipeline, frauds: list[tuple[Label, str]]) -> None:
-        for label, merchant_id in frauds:
+    def _queue_labels(self, pipe: AsyncPipeline, labels: list[tuple[Label, str]]) -> None:
+        for label, merchant_id in labels:
             merchant = self._key("merchant", merchant_id)
-            pipe.evalsha(self.scripts.label.sha, 2, f"{merchant}:tx", f"{merchant}:fraud",
-                         repr(epoch_s(label.labelled_at)), label.tx_id)  # fmt: skip
+            pipe.evalsha(self.scripts.label.sha, 3, f"{merchant}:tx", f"{merchant}:fraud", f"{merchant}:labels",
+                         repr(epoch_s(label.labelled_at)), label.tx_id, "1" if label.is_fraud else "0")  # fmt: skip
 
     async def lookup_vectors(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, float] | None]:
         """The full feature vector each (card_id, tx_id) was given, or None if unknown or expired."""

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from fraudstream.bench.feature_store import CountingConnection, counting_client, memory_usage, synthetic_stream
 from services.features.definitions import FEATURE_NAMES, FeatureResult
 from services.features.reference import ReferenceFeatures
+from services.features.scripts import PRUNE_EVERY
 from services.features.store import FeatureStore, Watermark
 from shared.events import Label, Transaction
 
@@ -139,11 +141,20 @@ async def test_missing_scripts_are_loaded_and_the_batch_runs(store):
 
 async def test_history_beyond_the_longest_window_is_pruned(store, settings):
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    txs = [Transaction(tx_id=f"t{i}", ts=start + timedelta(days=d), card_id="c", merchant_id="m", amount=5.0,
-                       currency="EUR", channel="pos", mcc="5411", country="FR") for i, d in enumerate((0, 1, 40))]
+
+    def payment(i: int, day: float, card: str, merchant: str) -> Transaction:
+        return Transaction(tx_id=f"{card}-{i}", ts=start + timedelta(days=day), card_id=card, merchant_id=merchant,
+                           amount=5.0, currency="EUR", channel="pos", mcc="5411", country="FR")  # fmt: skip
+
+    # a card prunes once PRUNE_EVERY members are out of reach
+    await store.apply([payment(i, i / 8, "c", f"shop{i}") for i in range(PRUNE_EVERY)] + [payment(9, 40, "c", "shop")])
+    p = settings.redis_prefix
+    assert await store.redis.zrange(f"{p}:{{card:c}}:tx", 0, -1) == [b"5.0|FR|pos|4|shop|c-9"]
+    assert await store.redis.zrange(f"{p}:{{card:c}}:last", 0, -1) == [b"shop"]
+
+    txs = [payment(i, d, "c2", "m") for i, d in enumerate((0, 1, 40))]
     await store.apply(txs)
-    p, day1, day40 = settings.redis_prefix, txs[1].ts.timestamp(), txs[2].ts.timestamp()
-    assert await store.redis.zcard(f"{p}:{{card:c}}:tx") == 1
+    day1, day40 = txs[1].ts.timestamp(), txs[2].ts.timestamp()
     # hourly running totals: day 0 is gone; day 1 stays, marked, as the base the totals start from
     assert await store.redis.zrange(f"{p}:{{merchant:m}}:tx", 0, -1) == [
         f"{day1 // 3600:.0f}|2|{day1!r}|pruned".encode(),
@@ -180,3 +191,43 @@ async def test_zero_amount_histories_equal_the_reference(store):
     got = await store.apply(txs)
     assert [r.features for r in got] == [r.features for r in expected]
     assert got[4].features["card_amount_ratio_30d"] == 4_000.0
+
+
+async def test_a_lost_or_older_card_state_is_rebuilt_from_the_history(store, settings):
+    """The state key may go (eviction, an older layout after a deployment): the windows are
+    rebuilt from the history, exactly, and the features still equal the reference."""
+    events = synthetic_stream(seed=9, n=1200, cards=40, merchants=20)
+    ref = ReferenceFeatures()
+    expected = [ref.apply(e) if isinstance(e, Transaction) else ref.apply_label(e) for e in events]
+    half = len(events) // 2
+    first, _ = await apply_all(store, events[:half])
+    p = settings.redis_prefix
+    states = sorted([k async for k in store.redis.scan_iter(match=f"{p}:{{card:*}}:windows")])
+    assert len(states) > 20
+    await store.redis.delete(*states[::2])
+    for k in states[1::2]:
+        await store.redis.set(k, b"\x92\xcb\x41\xd0\x00\x00\x00\x00\x00\x00\x90")  # msgpack [1.0 * 2**30, []]
+    second, _ = await apply_all(store, events[half:])
+    assert [r.features for r in first + second] == [r.features for r in expected if isinstance(r, FeatureResult)]
+
+
+async def test_a_failing_batch_leaves_no_state_behind_its_history(store, settings):
+    """A script error mid-batch keeps what was written before it (Redis does not roll back);
+    the batch's card states are dropped with it, so a retry counts nothing twice."""
+    def pay(tx_id: str, card: str, hours: float) -> Transaction:
+        return Transaction(tx_id=tx_id, ts=datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=hours), card_id=card,
+                           merchant_id="m", amount=7.0, currency="EUR", channel="pos", mcc="5411", country="FR")
+
+    await store.apply([pay("a1", "a", 0), pay("b1", "b", 0), pay("b2", "b", 1.5)])
+    p = settings.redis_prefix
+    await store.redis.delete(f"{p}:{{card:b}}:tx")  # b's state now counts events its history lacks
+    batch = [pay("a2", "a", 1), pay("b3", "b", 24.5)]
+    with pytest.raises(ResponseError, match="card windows count events their history lacks"):
+        await store.apply(batch)
+    assert await store.redis.exists(f"{p}:{{card:a}}:windows", f"{p}:{{card:b}}:windows") == 0
+    assert await store.redis.exists(f"{p}:{{card:a}}:fv:a2") == 1, "a2 was applied before the error"
+    retried = await store.apply(batch)
+    later = await store.apply([pay("a3", "a", 1.5)])
+    assert retried[0].features["card_tx_count_24h"] == 1, "what a2 got the first time"
+    assert (later[0].features["card_tx_count_1h"], later[0].features["card_tx_count_24h"]) == (1, 2), "a2 once"
+    assert retried[1].features["card_tx_count_24h"] == 0, "b's lost history: rebuilt empty, not negative"

@@ -51,7 +51,8 @@ def test_the_feature_set_is_the_one_the_model_expects():
         "card_amount_ratio_30d", "card_amount_zscore_30d", "card_seconds_since_prev",
         "card_distinct_merchants_24h", "card_merchant_is_new", "card_country_changed", "card_channel_changed",
         "merchant_tx_count_24h", "merchant_tx_count_7d", "merchant_fraud_rate_7d", "merchant_fraud_rate_30d",
-        "amount", "log_amount", "hour_of_day", "is_weekend", "is_night",
+        "merchant_fraud_share_1d", "merchant_fraud_share_7d", "merchant_fraud_share_30d",
+        "merchant_labels_7d", "merchant_labels_30d", "amount", "log_amount", "hour_of_day", "is_weekend", "is_night",
     }  # fmt: skip
 
 
@@ -141,18 +142,40 @@ def test_a_fraud_label_counts_only_once_known_and_within_the_window():
     assert (week_on["merchant_fraud_rate_7d"], week_on["merchant_fraud_rate_30d"]) == (0.0, 1 / 3)
 
 
-def test_a_genuine_label_changes_nothing():
+def test_a_genuine_label_counts_only_in_the_labels():
     ref = ReferenceFeatures()
     ref.apply(tx("a", 0))
     assert ref.apply_label(fraud("a", 60, is_fraud=False)) is None
-    assert ref.apply(tx("b", 3600, card="c2")).features["merchant_fraud_rate_7d"] == 0.0
+    after = ref.apply(tx("b", 3600, card="c2")).features
+    assert (after["merchant_fraud_rate_7d"], after["merchant_fraud_share_7d"], after["merchant_labels_7d"]) == (0, 0, 1)
 
 
-def test_a_redelivered_transaction_changes_nothing():
+def _shares(features: dict[str, float]) -> tuple[float, ...]:
+    return tuple(features[f"merchant_{name}"] for name in (
+        "fraud_share_1d", "fraud_share_7d", "fraud_share_30d", "labels_7d", "labels_30d"))  # fmt: skip
+
+
+def test_label_shares_divide_frauds_by_the_labels_known_in_the_same_hours():
     ref = ReferenceFeatures()
-    first = ref.apply(tx("a", 0))
-    assert ref.apply(tx("a", 0)) == first
-    assert ref.apply(tx("b", 60)).features["card_tx_count_1h"] == 1
+    for i, at in enumerate((0, 10, 20, 30)):
+        ref.apply(tx(f"t{i}", at, card=f"c{i}"))
+    hour = 3600
+    assert ref.apply_label(fraud("t0", 2 * DAY, card="c0")) is None
+    assert ref.apply_label(fraud("t1", 20 * DAY, card="c1", is_fraud=False)) is None
+    assert ref.apply_label(fraud("t2", 25 * DAY, card="c2")) is None
+    assert ref.apply_label(fraud("t2", 26 * DAY, card="c2")) is None, "a later copy: the earliest stays"
+    assert ref.apply_label(fraud("t3", 25 * DAY + hour, card="c3", is_fraud=False)) is None
+    assert ref.apply_label(fraud("t3", 25 * DAY + 2 * hour, card="c3")) is None, "a fraud from its own label"
+    at = {name: ref.apply(tx(f"x{name}", t, card=f"x{name}")).features for name, t in (
+        ("same_hour", 25 * DAY + 1800), ("next_hour", 25 * DAY + hour), ("between", 25 * DAY + 2.5 * hour),
+        ("fraud", 25 * DAY + 3 * hour), ("month", 32 * DAY + hour), ("gone", 60 * DAY))}  # fmt: skip
+    assert _shares(at["same_hour"]) == (0.0, 0.0, 1 / 2, 1, 2), "t2 labelled this hour: counts from the next"
+    assert _shares(at["next_hour"]) == (1.0, 1 / 2, 2 / 3, 2, 3)
+    assert _shares(at["between"]) == (1 / 2, 1 / 3, 2 / 4, 3, 4), "t3 labelled, its fraud label this hour"
+    assert _shares(at["fraud"]) == (1.0, 2 / 3, 3 / 4, 3, 4)
+    assert _shares(at["month"]) == (0.0, 1.0, 2 / 3, 1, 3), "t0 and t2 left the 30 d and 7 d with their hours"
+    assert _shares(at["gone"]) == (0.0, 0.0, 0.0, 0, 0), "no labels: a share of 0, not a division by 0"
+    assert at["fraud"]["merchant_fraud_rate_30d"] == 3 / 7, "the rate: frauds in (ts - 30 d, ts] over the traffic"
 
 
 @pytest.mark.parametrize("at, hour, weekend, night", [
