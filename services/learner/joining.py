@@ -59,4 +59,4 @@ class LabelJoin:
     def learn_one(self, label: Label, features: dict[str, float], ts: float) -> None:
         metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - ts))
         self.once.learned(label)
-        self.lineage.learn(label.tx_id, features, label.is_fraud, datetime.fromtimestamp(ts, UTC))
+        self.lineage.learn(label.tx_id, features, label.is_fraud, datetime.fromtimestamp(ts, UTC), label.card_id)

@@ -34,9 +34,9 @@ class Lineage:
         self.shadow = Shadow()
         self.known: set[tuple[str, datetime]] = {(e.version, e.published_at) for e in history}
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime) -> None:
-        self.trainer.learn(tx_id, x, is_fraud, ts)
-        self.shadow.learn(tx_id, x, is_fraud, ts)
+    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime, card: str | None = None) -> None:
+        self.trainer.learn(tx_id, x, is_fraud, ts, card)
+        self.shadow.learn(tx_id, x, is_fraud, ts, card)
 
     def record(self, event: ModelVersionPublished) -> None:
         """An announcement of our own: known, so that reading it back changes nothing."""

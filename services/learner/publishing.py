@@ -16,7 +16,7 @@ from services.learner.lineage import Lineage
 from services.learner.once import LearnedOnce
 from services.model import registry
 from services.model.artifacts import ArtifactStore, dump
-from services.model.fraud_model import FraudModel
+from services.model.batch import Model
 from shared.codec import encode
 from shared.events import ModelVersionPublished
 from shared.kafka import Out
@@ -82,7 +82,7 @@ class Publisher:
         shadow.version = event.version
         challenger.learned_since_publish = 0
 
-    async def announce(self, model: FraudModel, **fields) -> ModelVersionPublished:
+    async def announce(self, model: Model, **fields) -> ModelVersionPublished:
         """Store the model under the next version and queue its announcement (``unsent``)."""
         version = registry.next_version(self.lineage.history)
         blob, sha = dump(model)

@@ -17,7 +17,7 @@ from collections import deque
 from datetime import UTC, datetime
 
 from services.learner.retrain import Example
-from services.model.fraud_model import FraudModel
+from services.model.batch import Model
 from services.model.metrics import Prequential
 from shared.events import TrainingWindow
 
@@ -31,7 +31,7 @@ def sampled(tx_id: str, rate: float) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: FraudModel, genuine_rate: float, alert_threshold: float, window_labels: int = 5000):
+    def __init__(self, model: Model, genuine_rate: float, alert_threshold: float, window_labels: int = 5000):
         self.model = model
         self.recent: deque[Example] = deque(maxlen=window_labels)
         """The latest learned labels, with the score the model gave each before learning it (for retrains)."""
@@ -41,16 +41,18 @@ class Trainer:
         self.start: datetime | None = None
         self.end: datetime | None = None
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime | float) -> bool:
+    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime | float,
+              card: str | None = None) -> bool:
         """Learn one label if it is kept; returns whether it was. ``ts``: the transaction's
-        event time (a datetime, or epoch seconds as ``evaluate`` keeps it)."""
+        event time (a datetime, or epoch seconds as ``evaluate`` keeps it); ``card``: its card
+        (for the batch refit's card precision@k)."""
         if not is_fraud and not sampled(tx_id, self.genuine_rate):
             return False
         weight = 1.0 if is_fraud else 1.0 / self.genuine_rate
         score = self.model.score(x)
         self.metrics.update(score, is_fraud, weight)
         at = ts if isinstance(ts, float) else ts.timestamp()
-        self.recent.append(Example(x, is_fraud, at, weight, score))
+        self.recent.append(Example(x, is_fraud, at, weight, score, card))
         self.model.learn(x, is_fraud)
         self.learned_since_publish += 1
         moment = _aware(ts)
@@ -58,7 +60,7 @@ class Trainer:
         self.end = moment if self.end is None else max(self.end, moment)
         return True
 
-    def replace(self, model: FraudModel, window: list[Example], evaluated: list[tuple[float, bool, float]]) -> None:
+    def replace(self, model: Model, window: list[Example], evaluated: list[tuple[float, bool, float]]) -> None:
         """Continue from ``model`` (a promoted challenger) and the window it learned, with its
         own prequential scores; its held-back scores seed the metrics."""
         self.model = model

@@ -59,7 +59,7 @@ class Verdicts:
                 labels_seen=decision.challenger.labels_seen, frauds_seen=decision.challenger.frauds_seen,
                 start=datetime.fromtimestamp(decision.start, UTC), end=datetime.fromtimestamp(decision.end, UTC)),
             metrics=decision.metrics, champion_metrics=decision.champion_metrics,
-            drift_event_id=request.drift_event_id,
+            drift_event_id=request.drift_event_id, why=decision.why,
         )
         if promote:
             trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
