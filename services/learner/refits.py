@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 
 from services.learner.publishing import Publisher
@@ -77,14 +76,8 @@ class BatchRefits:
             metrics=decision.metrics, champion_metrics=decision.champion_metrics, why=decision.why,
         )
         self.next_due = clock + self.every  # after the announcement: a retried batch refits again, same seed
+        self.publisher.settle(event, decision)
         if promote:
-            trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
-            trainer.start, trainer.end = event.training_window.start, datetime.fromtimestamp(clock, UTC)
-            self.lineage.version = event.version
-            self.publisher.last_publish = time.monotonic()
-            self.publisher.published = True
             self.publisher.once.sealed(event)  # its online line learned every label consumed so far
-        elif trainer.learned_since_publish == 0:
-            self.publisher.published = True  # the champion's snapshot is current: nothing to replay
         log.warning("batch refit: %s %s; %s", "promoted" if promote else "rejected", event.version, decision.why)
         return event

@@ -25,9 +25,11 @@ import pytest
 
 from services.features import service as features
 from services.learner import service as learner
+from services.model.artifacts import load_verified, make_store
+from services.model.batch import BatchModel
 from services.scoring import service as scoring
 from shared.codec import decode, encode
-from shared.events import Label, ModelVersionPublished, Score, Transaction
+from shared.events import EnrichedTransaction, Label, ModelVersionPublished, Score, Transaction
 from shared.topics import LABELS, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_VALID
 from tests.kafka_helpers import Collector, produce
 
@@ -72,9 +74,10 @@ def versions(c: Collector) -> list[ModelVersionPublished]:
     return [decode(r.value, ModelVersionPublished) for r in c.of(MODEL_VERSIONS)]
 
 
-async def run_stream(s, start_service, pattern: str, seed: int):
-    """Run the stream through features, scoring and learner; the batch verdict and the scores
-    of the transactions after it."""
+async def run_stream(s, start_service, pattern: str, seed: int, label_after: bool = False):
+    """Run the stream through features, scoring and learner; the batch verdict, every
+    announcement, the scores of the transactions after the verdict and their feature vectors.
+    ``label_after``: then label those too, until a snapshot descends from the verdict."""
     txs, labels = stream(pattern, seed)
     window, crossing, after = txs[:BEFORE_GAP], txs[BEFORE_GAP], txs[BEFORE_GAP + 1:]
 
@@ -99,26 +102,34 @@ async def run_stream(s, start_service, pattern: str, seed: int):
         (verdict,) = [v for v in versions(seen) if v.reason == "batch"]
         await send(after)
         await seen.until(lambda c: len(c.of(SCORES)) == len(txs), timeout_s=60)
+        if label_after:
+            await label(after)
+            await seen.until(lambda c: any(v.parent == verdict.version and v.training_window.labels_seen == len(txs)
+                                           for v in versions(c)), timeout_s=60)
     late = {t.tx_id for t in after}
     later = [sc for sc in (decode(r.value, Score) for r in seen.of(SCORES)) if sc.tx_id in late]
-    return verdict, versions(seen), later
+    vectors = {e.transaction.tx_id: e.features
+               for e in (decode(r.value, EnrichedTransaction) for r in seen.of(TRANSACTIONS_ENRICHED))}
+    return verdict, versions(seen), later, vectors
 
 
-async def test_batch_challenger_beats_the_online_champion_on_a_band_and_is_promoted(settings, start_service):
+async def test_batch_challenger_beats_the_online_champion_on_a_band_and_is_promoted(settings, start_service,
+                                                                                      redis_client):
     s = settings.model_copy(update={"genuine_sample_rate": 1.0, "publish_every_labels": 10_000,
                                     "publish_every_s": 0.5, "batch_refit_every_s": 3 * DAY, "batch_card_k": 20,
                                     "batch_trees": 50})
-    verdict, announced, later = await run_stream(s, start_service, "band", seed=12)
+    verdict, announced, later, vectors = await run_stream(s, start_service, "band", seed=12, label_after=True)
 
     assert (verdict.status, verdict.reason) == ("champion", "batch")
-    assert verdict.parent == [v for v in announced if v.reason == "periodic"][-1].version
+    before = announced[:announced.index(verdict)]
+    assert verdict.parent == [v for v in before if v.reason == "periodic"][-1].version
     assert verdict.training_window.labels_seen == 700  # the older 70 % of the 1,001 labels
     assert verdict.metrics["labels"] == 301  # held back, every one scored live by the champion
-    # the trees' side is exact (a fixed window, a fixed seed); the champion's live scores depend on
-    # how the broker interleaves the two label partitions (0.20 and 0.26 AP in two runs)
     assert (verdict.metrics["train_frauds"], verdict.metrics["frauds"]) == (68, 35)
-    assert verdict.metrics["average_precision"] == pytest.approx(0.604321, abs=1e-6)
-    assert verdict.metrics["card_precision_at_k"] == pytest.approx(0.2)
+    # The figures themselves are not fixed here: the champion's live scores depend on how the broker
+    # interleaves the two label partitions, and merchant counts on how the features service
+    # interleaves the transaction partitions (exact values: tests/unit/test_batch_challenger.py).
+    # Seen: trees AP 0.565–0.604 vs champion 0.20–0.26, card precision@20 0.20 vs 0.12–0.17.
     assert verdict.metrics["average_precision"] >= verdict.champion_metrics["average_precision"] + s.retrain_margin
     assert verdict.metrics["card_precision_at_k"] >= verdict.champion_metrics["card_precision_at_k"]
     assert verdict.why is not None and verdict.why.startswith("batch challenger AP")
@@ -127,15 +138,28 @@ async def test_batch_challenger_beats_the_online_champion_on_a_band_and_is_promo
     assert len(later) == AFTER and later[-1].model_version == verdict.version
     assert {sc.model_version for sc in later} <= {verdict.version, verdict.parent}
 
+    # the learner trains on from it: its online line learned the labels after the verdict, and
+    # the snapshot carries the same trees (they learn at refit only): the scores scoring gave
+    (snapshot,) = [v for v in announced if v.parent == verdict.version]
+    assert (snapshot.status, snapshot.reason, snapshot.training_window.labels_seen) == ("champion", "periodic",
+                                                                                        BEFORE_GAP + 1 + AFTER)
+    store = make_store(s, redis_client)
+    promoted = await load_verified(store, verdict.artifact_ref, verdict.artifact_sha256)
+    trained_on = await load_verified(store, snapshot.artifact_ref, snapshot.artifact_sha256)
+    assert isinstance(promoted, BatchModel) and isinstance(trained_on, BatchModel)
+    assert (promoted.online.labels_seen, trained_on.online.labels_seen) == (BEFORE_GAP + 1, BEFORE_GAP + 1 + AFTER)
+    served = [sc for sc in later if sc.model_version == verdict.version]
+    assert trained_on.score_many([vectors[sc.tx_id] for sc in served]) == [sc.score for sc in served]
+
 
 async def test_batch_challenger_that_is_no_better_is_rejected_and_the_champion_stays(settings, start_service):
     s = settings.model_copy(update={"genuine_sample_rate": 1.0, "publish_every_labels": 10_000,
                                     "publish_every_s": 0.5, "batch_refit_every_s": 3 * DAY, "batch_card_k": 20,
                                     "batch_trees": 50})
-    verdict, announced, later = await run_stream(s, start_service, "amount", seed=7)
+    verdict, announced, later, _ = await run_stream(s, start_service, "amount", seed=7)
 
     assert (verdict.status, verdict.reason) == ("rejected", "batch")
-    assert verdict.metrics["average_precision"] == 1.0 and verdict.metrics["card_precision_at_k"] == pytest.approx(0.35)
+    assert verdict.metrics["average_precision"] == 1.0  # both rank every fraud first (seen: card precision 0.35 both)
     assert verdict.metrics["average_precision"] < verdict.champion_metrics["average_precision"] + s.retrain_margin
     assert verdict.why is not None and "<" in verdict.why
     champions = {v.version for v in announced if v.status == "champion"}
