@@ -70,8 +70,8 @@ class BatchRefits:
         event = await self.publisher.announce(
             decision.challenger, parent=self.lineage.version, reason="batch",
             status="champion" if promote else "rejected",
-            training_window=TrainingWindow(
-                labels_seen=decision.train_size, frauds_seen=int(decision.metrics["train_frauds"]),
+            training_window=TrainingWindow(  # the line's count, as every snapshot's; the trees': metrics
+                labels_seen=decision.challenger.labels_seen, frauds_seen=decision.challenger.frauds_seen,
                 start=datetime.fromtimestamp(decision.start, UTC), end=datetime.fromtimestamp(decision.end, UTC)),
             metrics=decision.metrics, champion_metrics=decision.champion_metrics, why=decision.why,
         )

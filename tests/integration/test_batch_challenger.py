@@ -123,7 +123,8 @@ async def test_batch_challenger_beats_the_online_champion_on_a_band_and_is_promo
     assert (verdict.status, verdict.reason) == ("champion", "batch")
     before = announced[:announced.index(verdict)]
     assert verdict.parent == [v for v in before if v.reason == "periodic"][-1].version
-    assert verdict.training_window.labels_seen == 700  # the older 70 % of the 1,001 labels
+    assert verdict.training_window.labels_seen == BEFORE_GAP + 1  # its online line learned every label
+    assert verdict.metrics["train_labels"] == 700  # the trees: the older 70 % of the 1,001 labels
     assert verdict.metrics["labels"] == 301  # held back, every one scored live by the champion
     assert (verdict.metrics["train_frauds"], verdict.metrics["frauds"]) == (68, 35)
     # The figures themselves are not fixed here: the champion's live scores depend on how the broker

@@ -219,6 +219,7 @@ def test_the_refit_is_due_a_period_after_the_first_label_and_a_promotion_trains_
 
     learner = learner_with(examples, batch_refit_every_s=2 * DAY)
     online = learner.trainer.model
+    online.labels_seen, online.frauds_seen = 900, 91  # what the line learned (set here: the window is given)
     learner.trainer.learned_since_publish = 7
     announced = asyncio.run(learner.refits.maybe_refit())
     (out,) = learner.publisher.unsent
@@ -226,9 +227,10 @@ def test_the_refit_is_due_a_period_after_the_first_label_and_a_promotion_trains_
     assert event == announced
     assert (event.version, event.parent, event.reason, event.status) == ("v1", None, "batch", "champion")
     assert event.why is not None and event.why.startswith("batch challenger AP 0.5760")
-    assert event.training_window == TrainingWindow(labels_seen=630, frauds_seen=int(event.metrics["train_frauds"]),
+    assert event.training_window == TrainingWindow(labels_seen=900, frauds_seen=91,  # the line's, as any snapshot's
                                                    start=datetime.fromtimestamp(T0, UTC),
                                                    end=datetime.fromtimestamp(examples[-1].ts, UTC))
+    assert (event.metrics["train_labels"], event.metrics["train_frauds"]) == (630, 63)
     model = learner.trainer.model
     assert isinstance(model, BatchModel) and model.online is online  # the online line learns on
     assert learner.version == "v1" and learner.trainer.learned_since_publish == 0
@@ -237,7 +239,7 @@ def test_the_refit_is_due_a_period_after_the_first_label_and_a_promotion_trains_
     assert learner.ready_to_commit() is True  # the promoted version holds everything consumed
 
     learner.trainer.learn("tx-new", {"hour_of_day": 15.0, "amount": 20.0}, True, examples[-1].ts + 60, "card-1")
-    assert online.labels_seen == 1 and learner.trainer.recent[-1].champion_score == model.score(
+    assert online.labels_seen == 901 and learner.trainer.recent[-1].champion_score == model.score(
         {"hour_of_day": 15.0, "amount": 20.0})
     assert asyncio.run(learner.refits.maybe_refit()) is None  # not due again for 2 days
 
