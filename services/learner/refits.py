@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from datetime import UTC, datetime
 
 from services.learner.publishing import Publisher
@@ -40,8 +41,9 @@ class BatchRefits:
         """Event time (epoch s) of the next refit; None: one period after the first label."""
         if last is not None and last.training_window.end is not None:
             self.next_due = last.training_window.end.timestamp() + self.every
-        self.decisions: list[Decision] = []
-        """Every refit decision taken by this process, latest last (for tests and ops)."""
+        self.decisions: deque[Decision] = deque(maxlen=1)
+        """The latest refit decision of this process (for tests and ops): only one, as a decision
+        holds its challenger and the whole window it was fitted on."""
 
     def due(self) -> float | None:
         """The event clock if a refit is due now, else None."""

@@ -9,9 +9,7 @@ announcing it ``retired`` or ``rejected`` ends it.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from services.learner.trainer import Trainer
+from services.learner.trainer import Labelled, Trainer
 from services.model.batch import Model
 from shared.events import ModelVersionPublished
 
@@ -32,6 +30,6 @@ class Shadow:
         trainer, self.trainer, self.version = self.trainer, None, None
         return trainer
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime, card: str | None = None) -> None:
+    def learn(self, labels: list[Labelled]) -> None:
         if self.trainer is not None:
-            self.trainer.learn(tx_id, x, is_fraud, ts, card)
+            self.trainer.learn_many(labels)

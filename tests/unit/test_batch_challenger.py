@@ -127,6 +127,21 @@ def test_reasons_of_a_batch_model_are_occlusions_scored_in_one_batch():
     assert explain_many(model, xs, top_k=0) == [[], []]
 
 
+def test_a_batch_champion_scores_the_labels_it_learns_in_one_prediction_as_one_by_one():
+    examples = band(9)
+    model = fit([e.x for e in examples], [e.is_fraud for e in examples], [1.0] * len(examples), FraudModel(), trees=20)
+    labels = [(f"tx-{i}", e.x, e.is_fraud, e.ts, e.card) for i, e in enumerate(band(10, n=300))]
+    together, one_by_one = (Trainer(pickle.loads(pickle.dumps(model)), 0.5, 0.8) for _ in range(2))
+    kept = together.learn_many(labels)
+    assert kept == sum(one_by_one.learn(*label) for label in labels) == len(together.recent)
+    assert list(together.recent) == list(one_by_one.recent)  # same labels, same live scores, same order
+    assert together.metrics.as_dict() == one_by_one.metrics.as_dict()
+    assert together.model.labels_seen == one_by_one.model.labels_seen == kept
+    online, online_one_by_one = Trainer(FraudModel(), 0.5, 0.8), Trainer(FraudModel(), 0.5, 0.8)
+    assert online.learn_many(labels) == kept == sum(online_one_by_one.learn(*label) for label in labels)
+    assert list(online.recent) == list(online_one_by_one.recent)  # scored before each label, as learn does
+
+
 # --- fit, judge, decide
 
 
