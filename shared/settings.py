@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     """How long a label waits for its transaction's feature vector (features lagging behind,
     restarting) before it is dead-lettered; never longer than ``feature_ttl_s``."""
     genuine_sample_rate: float = Field(0.2, gt=0, le=1)
+    """The share of genuine labels the learner learns (every fraud label is learned). Learning
+    them all costs ~5× the label CPU and ranked no better on simulated files at the default
+    learning rate (``docs/evaluate.md``, "Defaults")."""
     artifact_store: str = "redis"
     """``redis`` or a filesystem path such as ``file:///var/lib/fraudstream/models``."""
     retrain_window_labels: int = Field(5000, ge=10)
@@ -92,7 +95,8 @@ class Settings(BaseSettings):
     """A request with ``since`` waits until the window holds this many labels and frauds of
     transactions from then on (refused if they are not in after twice ``label_maturity_s``).
     ``since`` is a window start, minutes before the change: in the drift test's world (5 seeds,
-    ``since`` 4–7 minutes early) 400 labels promoted 6 challengers in 15, 800 all 15."""
+    ``since`` 4–7 minutes early; measured with SGD at lr 0.01, before 2026-12-04) 400 labels
+    promoted 6 challengers in 15, 800 all 15."""
     batch_refit_every_s: float = Field(24 * 3600.0, ge=0)
     """Event seconds (of learned labels' transactions) between fits of the batch challenger
     (HistGradientBoosting) on the labelled window; 0: never. It is judged like a retrain

@@ -75,8 +75,9 @@ def simulate(
     csv: Annotated[Path | None, typer.Option(help="write transactions to this CSV instead of Kafka")] = None,
     seed: Seed = 7, cards: Cards = 10_000, merchants: Merchants = 1_000, fraud_rate: FraudRate = 0.007,
     label_delay_hours: LabelDelay = 48.0, drift_after: DriftAfter = None,
-    long_frauds: Annotated[bool, typer.Option(help="add frauds that go on for weeks: compromised terminals "
-                                                   "and compromised cards")] = False,
+    long_frauds: Annotated[bool | None, typer.Option(help="add frauds that go on for weeks: compromised "
+                                                          "terminals and compromised cards (default: when the "
+                                                          "run spans 28 days or more)")] = None,
 ) -> None:
     """Publish seeded card traffic and delayed labels to transactions.raw / labels.raw (or a CSV)."""
     config = _sim_config(seed, cards, merchants, fraud_rate, label_delay_hours, drift_after)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from services.learner.trainer import Trainer
-from services.model.fraud_model import FraudModel, sigmoid
+from services.model.fraud_model import CLIP_SD, L2, LEARNING_RATE, FraudModel, sigmoid
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # imported where fitted: scikit-learn takes a second to import
@@ -75,8 +75,8 @@ def select(names: tuple[str, ...] | None, x: dict[str, float]) -> dict[str, floa
 class OnlineArm:
     def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...] | None):
         rate = spec.get("rate", settings.genuine_sample_rate)
-        model = FraudModel(spec.kind, genuine_rate=rate, lr=spec.get("lr", 0.01), l2=spec.get("l2", 1e-4),
-                           clip_sd=spec.get("clip", 5.0))
+        model = FraudModel(spec.kind, genuine_rate=rate, lr=spec.get("lr", LEARNING_RATE),
+                           l2=spec.get("l2", L2), clip_sd=spec.get("clip", CLIP_SD))
         self.name, self.names = spec.name, names
         self.trainer = Trainer(model, rate, settings.alert_threshold, settings.retrain_window_labels)
         self.every = int(spec.get("publish", settings.publish_every_labels))
@@ -176,8 +176,8 @@ class TwinArm:
         from fraudstream.replay.twin import LinearTwin
 
         self.rate = spec.get("rate", settings.genuine_sample_rate)
-        self.twin = LinearTwin(names, genuine_rate=self.rate, lr=spec.get("lr", 0.01), l2=spec.get("l2", 1e-4),
-                               clip_sd=spec.get("clip", 5.0))
+        self.twin = LinearTwin(names, genuine_rate=self.rate, lr=spec.get("lr", LEARNING_RATE),
+                               l2=spec.get("l2", L2), clip_sd=spec.get("clip", CLIP_SD))
         self.name, self.names, self.scores = spec.name, names, scores
         self.every = int(spec.get("publish", settings.publish_every_labels))
         self.learned = self.versions = 0

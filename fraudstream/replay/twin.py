@@ -16,7 +16,7 @@ where the saving on scoring comes from.
 ...     twin.learn(np.array([float(i % 2)]), i % 2 == 1)
 >>> snapshot = twin.snapshot()
 >>> [round(p, 3) for p in snapshot.score_many(np.array([[0.0], [1.0]]))]
-[0.01, 0.066]
+[0.019, 0.035]
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from services.model.fraud_model import CLIP_SD, L2, LEARNING_RATE
 
 INTERCEPT_LR = 0.01
 """River's ``LogisticRegression`` default ``intercept_lr`` (FraudModel leaves it)."""
@@ -46,7 +48,7 @@ class Snapshot:
 
 class LinearTwin:
     def __init__(self, names: tuple[str, ...], *, prior: float = 0.01, genuine_rate: float = 1.0,
-                 lr: float = 0.01, l2: float = 1e-4, clip_sd: float = 5.0):
+                 lr: float = LEARNING_RATE, l2: float = L2, clip_sd: float = CLIP_SD):
         self.names, self.genuine_rate, self.lr, self.l2 = names, genuine_rate, lr, l2
         self.clip_sd = clip_sd if clip_sd > 0 else math.inf
         n = len(names)

@@ -8,20 +8,26 @@ ahead; the traffic loop schedules them. ``share`` is the pattern's part of all f
 ============================  =====  ==================================================
 pattern                       share  looks like
 ============================  =====  ==================================================
-card_testing                  35 %   3–8 tiny ecom payments at one digital-goods merchant
+card_testing                  30 %   3–8 tiny ecom payments at one digital-goods merchant
                                      within minutes, from a fraudster's device; 30 % end
                                      with one large cash-out purchase
-compromised_merchant          25 %   a regular customer's genuine visit to a breached store,
+tested_card                   15 %   card testing before a larger fraud: 2–6 tries of
+                                     €0 (40 %: account verifications) to €1 at one
+                                     digital-goods merchant within minutes, then, half
+                                     a day to 4 days later, 1–2 ecom purchases at 2–5 ×
+                                     the usual amount at a travel or electronics site
+                                     from another fraudster's device
+compromised_merchant          21 %   a regular customer's genuine visit to a breached store,
                                      then 1–3 card-not-present or cloned-card frauds hours
                                      later
-stolen_card                   25 %   1–3 unusually large store or ATM payments within
+stolen_card                   21 %   1–3 unusually large store or ATM payments within
                                      hours, 60 % of the time in another country
-account_takeover              15 %   1–4 ecom payments at merchants the card never uses,
+account_takeover              13 %   1–4 ecom payments at merchants the card never uses,
                                      from a new device, 2–5 × the usual amount
-compromised_terminal          25 %   (long_frauds; the four above then take 60 %) a
+compromised_terminal          25 %   (long frauds; the five above then take 60 %) a
                                      skimmer: 15–40 cloned cards used at one store over
                                      2–4 weeks, at ordinary amounts
-compromised_card              15 %   (long_frauds) 3–8 payments over two weeks at the
+compromised_card              15 %   (long frauds) 3–8 payments over two weeks at the
                                      holder's usual places, 3–6 × the usual amount
 quasi_cash (after drift)      40 %   1–2 large crypto purchases (MCC 6051) in a country
                                      never seen before (EE), from a new device
@@ -30,6 +36,11 @@ opt-in)                              everyday online merchant, from a new device
                                      the PSD2 low-value exemption (no 3-D Secure) and
                                      under any velocity rule
 ============================  =====  ==================================================
+
+The long frauds are in the mix when the stream is long enough to hold them
+(``SimulatorConfig.long_frauds``, by default: a bounded stream of at least
+:data:`LONG_FRAUDS_MIN_DAYS` days). Their label delay is the simulator's own (a
+chargeback's, ``label_delay_mean``); a replay or ``evaluate`` sets its own.
 
 A drift pattern (``SimulatorConfig.drift_pattern``) takes its share of the frauds after
 drift; the others keep their mix in the rest.
@@ -73,6 +84,28 @@ def card_testing(world: World, rng: Random, t: int) -> list[Draft]:
     if rng.random() < 0.3:
         cash_out = rng.choice(world.high_value["online"])
         drafts.append((t + _gap(rng, 20), card, cash_out, rng.uniform(150, 900), "ecom", device, True))
+    return drafts
+
+
+def tested_card(world: World, rng: Random, t: int) -> list[Draft]:
+    """Card testing before a larger fraud: a stolen number is tried with nothing or next to
+    nothing (a €0 account verification, a few cents) at a digital-goods merchant within
+    minutes; once it works it is sold on as verified, and half a day to four days later
+    the buyer spends on it, at a travel or electronics site, from another device."""
+    card, tester = world.random_card(rng), rng.choice(world.fraudster_devices)
+    buyer = rng.choice([d for d in world.fraudster_devices if d != tester])
+    merchant = rng.choice(world.testing)
+    drafts: list[Draft] = []
+    for _ in range(rng.randint(2, 6)):
+        amount = 0.0 if rng.random() < 0.4 else round(rng.uniform(0.01, 1.0), 2)
+        drafts.append((t, card, merchant, amount, "ecom", tester, True))
+        t += _gap(rng, 1.0)
+    t += int(rng.uniform(0.5, 4.0) * DAY_MS)
+    for _ in range(rng.randint(1, 2)):
+        shop = rng.choice(world.high_value["online"])
+        amount = world.usual_amount(rng, world.cards[card], shop) * rng.uniform(2.0, 5.0)
+        drafts.append((t, card, shop, amount, "ecom", buyer, True))
+        t += _gap(rng, 30)
     return drafts
 
 
@@ -175,10 +208,11 @@ def low_value(world: World, rng: Random, t: int) -> list[Draft]:
 
 # the expected counts follow the generators: randint(3, 8) has a mean of 5.5, and so on
 PATTERNS = (
-    Pattern("card_testing", 0.35, 5.5 + 0.3, 0, card_testing),
-    Pattern("compromised_merchant", 0.25, 2.0, 1, compromised_merchant),
-    Pattern("stolen_card", 0.25, 2.0, 0, stolen_card),
-    Pattern("account_takeover", 0.15, 2.5, 0, account_takeover),
+    Pattern("card_testing", 0.30, 5.5 + 0.3, 0, card_testing),
+    Pattern("tested_card", 0.15, 4.0 + 1.5, 0, tested_card),
+    Pattern("compromised_merchant", 0.21, 2.0, 1, compromised_merchant),
+    Pattern("stolen_card", 0.21, 2.0, 0, stolen_card),
+    Pattern("account_takeover", 0.13, 2.5, 0, account_takeover),
 )
 LONG_PATTERNS = (
     Pattern("compromised_terminal", 0.25, 27.5, 0, compromised_terminal),
@@ -187,6 +221,12 @@ LONG_PATTERNS = (
 """Frauds that go on for weeks (``SimulatorConfig.long_frauds``): they take 40 % of the
 frauds and the others keep their mix. Their episodes start at the configured rate, so the
 fraud rate is met once the first month has filled up, not in the first days."""
+LONG_FRAUDS_MIN_DAYS = 28.0
+"""A bounded stream at least this long (in event time, at the population's mean rate) has
+the long frauds by default: the longest episode lasts up to four weeks. In a shorter one
+an episode is cut off after a few of its frauds (a handful of isolated, ordinary-looking
+payments at a store, which nothing can learn) and the fraud rate stays under the one
+configured, so they are left out unless asked for."""
 
 
 def with_long_patterns(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:

@@ -34,7 +34,14 @@ from pydantic import (
     field_validator,
 )
 
-from fraudstream.simulator.patterns import PATTERNS, Draft, FraudMix, with_drift_pattern, with_long_patterns
+from fraudstream.simulator.patterns import (
+    LONG_FRAUDS_MIN_DAYS,
+    PATTERNS,
+    Draft,
+    FraudMix,
+    with_drift_pattern,
+    with_long_patterns,
+)
 from fraudstream.simulator.population import EUR_TO, build_world, genuine_payment
 from shared.codec import explain
 from shared.events import Label, Transaction
@@ -72,8 +79,10 @@ class SimulatorConfig(BaseModel):
     Sampling inflates the apparent fraud rate by 1 / ``genuine_label_share``: a learner
     that needs calibrated probabilities weights each negative by that factor."""
     genuine_label_share: float = Field(0.1, ge=0, le=1)
-    long_frauds: bool = False
-    """Add the frauds that go on for weeks (compromised terminals and cards, ``patterns.py``)."""
+    long_frauds: bool | None = None
+    """Add the frauds that go on for weeks (compromised terminals and cards, ``patterns.py``);
+    None: add them to a bounded stream of at least ``LONG_FRAUDS_MIN_DAYS`` (28) days
+    (:func:`has_long_frauds`), leave them out of shorter and endless ones."""
     drift_at: int | AwareDatetime | None = None
     """After this event time, or this many transactions, the world changes."""
     drift_amount_factor: float = Field(1.5, gt=0)
@@ -129,12 +138,27 @@ def time_scale(config: SimulatorConfig, tx_per_s: float) -> float:
     return tx_per_s / mean_tx_per_s(config)
 
 
+def has_long_frauds(config: SimulatorConfig, n_transactions: int | None) -> bool:
+    """Whether a stream of ``n_transactions`` (None: endless) has the frauds that go on for
+    weeks: as configured, or by default when it spans at least ``LONG_FRAUDS_MIN_DAYS``.
+
+    >>> config = SimulatorConfig(n_cards=1000, tx_per_card_per_day=2.5)   # 2,500 a day
+    >>> has_long_frauds(config, 69_999), has_long_frauds(config, 70_000), has_long_frauds(config, None)
+    (False, True, False)
+    >>> has_long_frauds(config.model_copy(update={"long_frauds": True}), 1000)
+    True
+    """
+    if config.long_frauds is not None:
+        return config.long_frauds
+    return n_transactions is not None and n_transactions >= LONG_FRAUDS_MIN_DAYS * 86_400 * mean_tx_per_s(config)
+
+
 def simulate(config: SimulatorConfig, n_transactions: int | None = None) -> Iterator[Emission]:
     """Transactions and labels merged in time order; endless unless ``n_transactions`` is
     given, in which case the labels of those transactions follow the last one."""
     rng = Random(config.seed)
     world = build_world(rng, config.seed, config.n_cards, config.n_merchants)
-    base = with_long_patterns(PATTERNS) if config.long_frauds else PATTERNS
+    base = with_long_patterns(PATTERNS) if has_long_frauds(config, n_transactions) else PATTERNS
     before = FraudMix(config.fraud_rate, base)
     drifted_patterns = with_drift_pattern(config.drift_pattern_share, config.drift_pattern, base)
     after = FraudMix(config.fraud_rate if config.drift_fraud_rate is None else config.drift_fraud_rate,
@@ -176,8 +200,11 @@ def simulate(config: SimulatorConfig, n_transactions: int | None = None) -> Iter
             (_, card, merchant_index, amount_eur, channel, device, is_fraud), name = cast("tuple[Draft, str]", item)
         merchant = world.merchants[merchant_index]
         amount = amount_eur * EUR_TO[merchant.currency]
-        # cash comes in notes; everything else in cents
-        amount = max(20.0, round(amount / 20) * 20) if channel == "atm" else max(0.01, round(amount, 2))
+        # cash comes in notes; everything else in cents, and a card test may be for nothing at all
+        if channel == "atm":
+            amount = max(20.0, round(amount / 20) * 20)
+        elif amount_eur > 0:
+            amount = max(0.01, round(amount, 2))
         at = start + timedelta(0, 0, 0, at_ms)  # (days, s, µs, ms): positional is twice as fast
         tx = Transaction(
             tx_id=f"tx-{seed}-{sent}", ts=at, card_id=world.cards[card].id, merchant_id=merchant.id,

@@ -13,7 +13,8 @@ In event-time order the older part trains the challenger, a fresh ``champion.clo
 After a drift, train from labels since it, in several passes: the champion learns each label
 once at a small rate, so after a drift that reverses what it learned (fraud moving to small
 amounts while genuine ones grow: the simulator's ``low_value`` drift) it unlearns slowly. On
-that drift (5 seeds, retrains 2,000–3,500 transactions after it) a fresh challenger trained
+that drift (5 seeds, retrains 2,000–3,500 transactions after it; measured before 2026-12-04
+with SGD at lr 0.01, since lowered to 0.003: not re-measured) a fresh challenger trained
 in 5 passes on the labels since the drift beat the champion by a median 0.09 AP (0.00–0.17)
 and was promoted 18 times in 20; without drift, judged the same way, it was within
 −0.04..+0.02 of it and never promoted. One pass over the whole window (the default) rarely

@@ -56,13 +56,13 @@ def test_the_same_seed_gives_the_same_stream_in_every_process():
     other = digest(islice(simulate(SimulatorConfig(seed=2, n_cards=500, n_merchants=100)), 2000))
     assert first == again != other
     # pinned: catches anything that depends on the process (hash seeds, set order, globals)
-    assert first == "3f70895691d1e7c091cefcd2238a12965b4df15b82d123cdee86105b346480c4"
+    assert first == "542848edf2c63ad29b87c9bfb1bfb668fb0a0a19307d1533c6a377b7a1895a95"
 
 
 def test_the_first_transaction_is_exactly_known():
     tx = next(simulate(SimulatorConfig(seed=1, n_cards=500, n_merchants=100))).event
     assert (tx.tx_id, tx.card_id, tx.merchant_id, tx.ts.isoformat(), tx.amount, tx.channel) == (
-        "tx-1-0", "card-1-170", "m-1-55", "2026-01-01T00:00:45.715000+00:00", 36.78, "ecom")
+        "tx-1-0", "card-1-170", "m-1-55", "2026-01-01T00:00:45.718000+00:00", 36.78, "ecom")
 
 
 def test_label_settings_leave_the_transactions_unchanged():
@@ -142,6 +142,7 @@ def test_every_fraud_pattern_appears(transactions):
 
 @pytest.mark.parametrize("pattern,channels,check", [
     ("card_testing", {"ecom"}, lambda amounts: sorted(amounts)[len(amounts) // 2] <= 5),
+    ("tested_card", {"ecom"}, lambda amounts: min(amounts) == 0 and max(amounts) > 400),
     ("stolen_card", {"pos", "atm"}, lambda amounts: mean(amounts) > 400),
     ("account_takeover", {"ecom"}, lambda amounts: True),
     ("compromised_merchant", {"ecom", "pos"}, lambda amounts: True),
@@ -153,12 +154,12 @@ def test_each_pattern_looks_like_its_description(transactions, pattern, channels
     assert check([tx.amount for tx in txs])
 
 
-def test_account_takeover_and_card_testing_use_devices_the_card_never_used(transactions):
+def test_account_takeover_and_card_tests_use_devices_the_card_never_used(transactions):
     usual = {}
     for e in transactions:
         if e.fraud_pattern is None and e.event.device_id:
             usual.setdefault(e.event.card_id, set()).add(e.event.device_id)
-    frauds = [e.event for e in transactions if e.fraud_pattern in ("account_takeover", "card_testing")]
+    frauds = [e.event for e in transactions if e.fraud_pattern in ("account_takeover", "card_testing", "tested_card")]
     assert all(tx.device_id not in usual.get(tx.card_id, ()) for tx in frauds)
 
 
@@ -264,3 +265,45 @@ def test_long_frauds_go_on_for_weeks_at_one_terminal_and_on_one_card():
     longest = max(max(ts) - min(ts) for ts in by_terminal.values())
     assert longest.days >= 10 and max(len(ts) for ts in by_terminal.values()) >= 10
     assert max(max(ts) - min(ts) for ts in by_card.values()).days >= 5
+
+
+def patterns_in(config: SimulatorConfig, n: int) -> tuple[Counter, list[Transaction], datetime]:
+    """Frauds per pattern, the tested_card pattern's transactions and the file's last moment."""
+    txs = [e for e in simulate(config, n_transactions=n) if e.topic == TRANSACTIONS_RAW]
+    tested = [e.event for e in txs if e.fraud_pattern == "tested_card"]
+    return Counter(e.fraud_pattern for e in txs if e.fraud_pattern), tested, txs[-1].at
+
+
+def test_the_default_mix_of_a_short_file_has_card_tests_before_larger_frauds_and_no_long_frauds():
+    config = SimulatorConfig(seed=4, n_cards=300, n_merchants=60, fraud_rate=0.02)  # 750 a day: 8 days
+    counts, tested, end = patterns_in(config, 6000)
+    assert counts == {"stolen_card": 31, "compromised_merchant": 29, "tested_card": 23, "card_testing": 19,
+                      "account_takeover": 12}
+    by_card: dict[str, list[Transaction]] = {}
+    for tx in tested:
+        by_card.setdefault(tx.card_id, []).append(tx)
+    assert len(by_card) == 4 and sum(tx.amount == 0 for tx in tested) == 11
+    cut_off = 0
+    for txs in by_card.values():  # one episode per card here: tries, then the larger fraud
+        tries = [tx for tx in txs if tx.amount <= 1]
+        spends = [tx for tx in txs if tx.amount > 1]
+        assert 2 <= len(tries) <= 6 and len(spends) <= 2
+        assert len({tx.merchant_id for tx in tries}) == 1 and len({tx.device_id for tx in tries}) == 1
+        assert max(tx.ts for tx in tries) - min(tx.ts for tx in tries) < timedelta(hours=1)
+        if not spends:  # the file ended before the buyer came
+            assert end - max(tx.ts for tx in tries) < timedelta(days=4)
+            cut_off += 1
+            continue
+        assert timedelta(hours=12) <= min(tx.ts for tx in spends) - max(tx.ts for tx in tries) <= timedelta(days=4)
+        assert min(tx.amount for tx in spends) > 100 and not {tx.device_id for tx in spends} & {tries[0].device_id}
+    assert cut_off == 2
+
+
+def test_the_default_mix_of_a_file_of_28_days_or_more_has_the_long_frauds():
+    config = SimulatorConfig(seed=4, n_cards=300, n_merchants=60, fraud_rate=0.02)  # 30,000 rows: 40 days
+    counts, tested, _ = patterns_in(config, 30_000)
+    assert counts == {"compromised_terminal": 115, "stolen_card": 76, "compromised_merchant": 73, "card_testing": 72,
+                      "compromised_card": 62, "tested_card": 56, "account_takeover": 43}
+    assert sum(tx.amount == 0 for tx in tested) == 13 and len({tx.card_id for tx in tested}) == 10
+    assert patterns_in(config.model_copy(update={"long_frauds": False}), 30_000)[0].keys() == {
+        "stolen_card", "compromised_merchant", "card_testing", "tested_card", "account_takeover"}
