@@ -17,10 +17,11 @@ window does not keep once a batch model is champion.
 
 Fitting and scoring run on one OpenMP thread (``one_thread``): a pipeline service is one
 process on one core, and scikit-learn's default of a thread per core, beside the other
-services on the same cores, spins and waits. Measured on 2 shared cores at load 16–18
-(batches of 500 simulated transactions × 28 features; 5 runs each way, medians of 5 batches):
-scored in 5–34 µs a transaction on one thread, 151–2,983 µs on the default two; reasons
-(occlusions) 44–250 µs against 1,114–1,752; a fit on 5,000 labels (100 trees) 0.8–5 s against 40–66 s.
+services on the same cores, spins and waits. On 2 shared cores at load 15–18 (medians of 5
+batches of 500 simulated transactions × 28 features), one thread scored in 5–34 µs a
+transaction against 151–2,983 µs, and fitted 5,000 labels in 0.8–5 s against 40–66 s; a
+single-row prediction took 3 ms against 300 ms. ``python -m fraudstream.bench.batch_model``
+prints both.
 
 Fitting weights each example (1 / genuine sampling rate for a kept genuine label), so the
 probabilities are those of the full stream, without the online kind's prior correction.
