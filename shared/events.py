@@ -256,12 +256,13 @@ class ModelVersionPublished(Event):
     """A model version was published, promoted, rejected or rolled back.
 
     The artifact itself lives in the artifact store; this event carries its reference and
-    sha256 so every reader can verify what it loads.
+    sha256 so every reader can verify what it loads. Reason ``batch``: the verdict on a
+    scheduled batch challenger (status ``champion`` if promoted, ``rejected`` if not).
     """
 
     version: str
     parent: str | None = None
-    reason: Literal["initial", "periodic", "retrain", "promote", "rollback", "rejected", "challenge"]
+    reason: Literal["initial", "periodic", "retrain", "promote", "rollback", "rejected", "challenge", "batch"]
     status: Literal["champion", "challenger", "rejected", "retired"]
     training_window: TrainingWindow = TrainingWindow()
     metrics: dict[str, float] = {}
@@ -270,6 +271,8 @@ class ModelVersionPublished(Event):
     artifact_ref: str
     artifact_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     drift_event_id: str | None = None
+    why: str | None = None
+    """A verdict in words: why a retrained or batch challenger was promoted or rejected."""
     published_at: UtcTime = Field(default_factory=utcnow)
 
 

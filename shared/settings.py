@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     ``since`` is a window start, minutes before the change: in the drift test's world (5 seeds,
     ``since`` 4–7 minutes early; measured with SGD at lr 0.01, before 2026-12-04) 400 labels
     promoted 6 challengers in 15, 800 all 15."""
+    batch_refit_every_s: float = Field(24 * 3600.0, ge=0)
+    """Event seconds (of learned labels' transactions) between fits of the batch challenger
+    (HistGradientBoosting) on the labelled window; 0: never. It is judged like a retrain
+    (``retrain_holdout_share``, ``retrain_margin``, ``retrain_min_labels``/``_frauds``)."""
+    batch_trees: int = Field(100, ge=1)
+    """Boosting iterations of the batch challenger."""
+    batch_card_k: int = Field(100, ge=1)
+    """k of card precision@k (the cards an analyst team checks a day) the batch challenger must
+    not lose on, beside average precision."""
 
     # --- monitor
     psi_threshold: float = 0.2

@@ -22,7 +22,10 @@ from tests.kafka_helpers import delete_prefix
 
 @pytest.fixture(scope="session")
 def stack():
-    base = Settings(session_timeout_ms=2000, heartbeat_interval_ms=500, fetch_max_wait_ms=10, partitions=2)
+    # batch refits off unless a test asks (tests/integration/test_batch_challenger.py): a stream over a
+    # day would otherwise add scheduled verdicts to the exact expectations of every learner test
+    base = Settings(session_timeout_ms=2000, heartbeat_interval_ms=500, fetch_max_wait_ms=10, partitions=2,
+                    batch_refit_every_s=0)
     with LocalStack(base) as running:
         yield running
 

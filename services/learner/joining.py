@@ -12,6 +12,7 @@ from aiokafka import ConsumerRecord
 from services.features import FeatureReader
 from services.learner.lineage import Lineage
 from services.learner.once import LearnedOnce
+from services.learner.trainer import Labelled
 from services.learner.waiting import WaitingLabels
 from shared import metrics
 from shared.events import EnrichedTransaction, Label
@@ -20,6 +21,7 @@ from shared.events import EnrichedTransaction, Label
 class LabelJoin:
     def __init__(self, features: FeatureReader, lineage: Lineage, waiting: WaitingLabels, once: LearnedOnce):
         self.features, self.lineage, self.waiting, self.once = features, lineage, waiting, once
+        self._taken: list[Labelled] = []
 
     async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]],
                     arrived: list[tuple[Label, EnrichedTransaction]]) -> list[tuple[ConsumerRecord, Label]]:
@@ -47,6 +49,8 @@ class LabelJoin:
                 continue
             self.learn_one(label, stored.features, stored.ts)
             learned.append(label)
+        taken, self._taken = self._taken, []
+        self.lineage.learn(taken)  # together: a batch champion scores them in one prediction
         self.waiting.learned(learned, waited=False)
         return missing
 
@@ -57,6 +61,8 @@ class LabelJoin:
         self.waiting.learned([label for label, _ in pairs], waited=True)
 
     def learn_one(self, label: Label, features: dict[str, float], ts: float) -> None:
+        """Take the label: it is learned with the others of the batch, in order, before
+        ``learn`` returns (nothing in between awaits: a failed try learns none of them)."""
         metrics.LABEL_DELAY_SECONDS.observe(max(0.0, label.labelled_at.timestamp() - ts))
         self.once.learned(label)
-        self.lineage.learn(label.tx_id, features, label.is_fraud, datetime.fromtimestamp(ts, UTC))
+        self._taken.append((label.tx_id, features, label.is_fraud, datetime.fromtimestamp(ts, UTC), label.card_id))

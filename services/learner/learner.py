@@ -4,7 +4,8 @@ answered; snapshots published. Each concept lives in its own module; this one ro
 
 Order within a batch: announcements first (consumed before this batch's labels), then
 labels, then retrain requests (the window, and a promoted challenger, then hold everything
-consumed), then a snapshot if one is due.
+consumed), then the batch challenger if its refit is due (``refits``), then a snapshot if
+one is due.
 
 The runner retries a batch after a transient Redis or Kafka error. Learning is not
 idempotent (a label learned twice counts twice), so a batch's progress is kept in an
@@ -23,6 +24,7 @@ from services.learner.joining import LabelJoin
 from services.learner.lineage import Lineage
 from services.learner.maturity import Maturity
 from services.learner.publishing import Publisher
+from services.learner.refits import BatchRefits
 from services.learner.retrain_queue import RetrainQueue
 from services.learner.trainer import Trainer
 from services.learner.verdicts import Verdicts
@@ -52,10 +54,10 @@ class Attempt:
 
 class Learner:
     def __init__(self, lineage: Lineage, join: LabelJoin, maturity: Maturity, queue: RetrainQueue,
-                 publisher: Publisher, verdicts: Verdicts):
+                 publisher: Publisher, verdicts: Verdicts, refits: BatchRefits):
         self.lineage, self.join, self.maturity, self.queue = lineage, join, maturity, queue
         self.waiting = join.waiting
-        self.publisher, self.verdicts = publisher, verdicts
+        self.publisher, self.verdicts, self.refits = publisher, verdicts, refits
         self.routes: dict[str, Route] = {LABELS: self.on_label, TRANSACTIONS_ENRICHED: self.on_enriched,
                                          MODEL_VERSIONS: self.on_version, MODEL_RETRAIN: self.on_request}
         self.attempt = Attempt(())
@@ -99,6 +101,7 @@ class Learner:
         while attempt.due:
             await self.verdicts.answer(attempt.due[0])
             attempt.due.pop(0)
+        await self.refits.maybe_refit()
         await self.publisher.maybe_publish()
         return letters + self.publisher.unsent
 

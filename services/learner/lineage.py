@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from services.learner.shadow import Shadow
-from services.learner.trainer import Trainer
+from services.learner.trainer import Labelled, Trainer
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified
 from shared.errors import ArtifactError
@@ -34,9 +34,10 @@ class Lineage:
         self.shadow = Shadow()
         self.known: set[tuple[str, datetime]] = {(e.version, e.published_at) for e in history}
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime) -> None:
-        self.trainer.learn(tx_id, x, is_fraud, ts)
-        self.shadow.learn(tx_id, x, is_fraud, ts)
+    def learn(self, labels: list[Labelled]) -> None:
+        """The champion line learns the labels, in order, and the shadow challenger beside it."""
+        self.trainer.learn_many(labels)
+        self.shadow.learn(labels)
 
     def record(self, event: ModelVersionPublished) -> None:
         """An announcement of our own: known, so that reading it back changes nothing."""

@@ -14,9 +14,10 @@ import time
 
 from services.learner.lineage import Lineage
 from services.learner.once import LearnedOnce
+from services.learner.retrain import Decision
 from services.model import registry
 from services.model.artifacts import ArtifactStore, dump
-from services.model.fraud_model import FraudModel
+from services.model.batch import Model
 from shared.codec import encode
 from shared.events import ModelVersionPublished
 from shared.kafka import Out
@@ -82,7 +83,24 @@ class Publisher:
         shadow.version = event.version
         challenger.learned_since_publish = 0
 
-    async def announce(self, model: FraudModel, **fields) -> ModelVersionPublished:
+    def settle(self, verdict: ModelVersionPublished, decision: Decision) -> None:
+        """After a challenger's verdict is announced: promoted, training continues from it (it
+        holds every label consumed so far that is still in the window, so offsets may be
+        committed); rejected, offsets wait for the champion's next snapshot unless it has
+        learned nothing since the last."""
+        trainer = self.lineage.trainer
+        if verdict.status == "champion":
+            assert decision.challenger is not None  # announced: there is one
+            trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
+            trainer.start = verdict.training_window.start
+            trainer.end = max(filter(None, (trainer.end, verdict.training_window.end)), default=None)
+            self.lineage.version = verdict.version
+            self.last_publish = time.monotonic()
+            self.published = True
+        elif trainer.learned_since_publish == 0:
+            self.published = True  # the champion's snapshot is current: nothing to replay
+
+    async def announce(self, model: Model, **fields) -> ModelVersionPublished:
         """Store the model under the next version and queue its announcement (``unsent``)."""
         version = registry.next_version(self.lineage.history)
         blob, sha = dump(model)

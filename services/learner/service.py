@@ -10,6 +10,8 @@ seconds, and on a ``model.retrain`` request trains a challenger and promotes or 
   challenger learning beside it; ``trainer``: online learning with prequential metrics;
 - ``retrain_queue``: requests waiting for labels since a drift; ``verdicts`` answers them
   with ``retrain`` (pure);
+- ``refits``: the batch challenger (``retrain_batch``, pure) fitted on schedule in event
+  time and promoted or rejected against the champion;
 - ``publishing``: versioned snapshots; offsets are committed only when one is published,
   so a restart resumes from the last snapshot and relearns exactly what it lacks;
 - ``startup``: resume from the champion, the queue and the challenger.

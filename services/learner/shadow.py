@@ -9,10 +9,8 @@ announcing it ``retired`` or ``rejected`` ends it.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from services.learner.trainer import Trainer
-from services.model.fraud_model import FraudModel
+from services.learner.trainer import Labelled, Trainer
+from services.model.batch import Model
 from shared.events import ModelVersionPublished
 
 
@@ -21,7 +19,7 @@ class Shadow:
         self.trainer: Trainer | None = None
         self.version: str | None = None
 
-    def start(self, version: str, model: FraudModel, like: Trainer) -> None:
+    def start(self, version: str, model: Model, like: Trainer) -> None:
         self.trainer = Trainer(model, like.genuine_rate, like.metrics.threshold, like.recent.maxlen or 5000)
         self.version = version
 
@@ -32,6 +30,6 @@ class Shadow:
         trainer, self.trainer, self.version = self.trainer, None, None
         return trainer
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime) -> None:
+    def learn(self, labels: list[Labelled]) -> None:
         if self.trainer is not None:
-            self.trainer.learn(tx_id, x, is_fraud, ts)
+            self.trainer.learn_many(labels)

@@ -12,12 +12,14 @@ from services.learner.lineage import Lineage
 from services.learner.maturity import Maturity
 from services.learner.once import LearnedOnce
 from services.learner.publishing import Publisher
+from services.learner.refits import BatchRefits
 from services.learner.retrain_queue import RetrainQueue
 from services.learner.trainer import Trainer
 from services.learner.verdicts import Verdicts
 from services.learner.waiting import WaitingLabels
 from services.model import registry
 from services.model.artifacts import ArtifactStore, load_verified, make_store
+from services.model.batch import Model
 from services.model.fraud_model import FraudModel
 from shared.errors import ArtifactError
 from shared.events import ModelVersionPublished
@@ -34,14 +36,14 @@ def assemble(settings: Settings, redis: AsyncRedis, features: FeatureReader, art
     once = LearnedOnce(settings, redis, lineage.known)
     publisher = Publisher(settings, artifacts, lineage, once)
     join = LabelJoin(features, lineage, WaitingLabels(settings, redis), once)
-    return Learner(lineage, join, Maturity(settings, redis),
-                   RetrainQueue(settings, redis), publisher, Verdicts(settings, publisher))
+    return Learner(lineage, join, Maturity(settings, redis), RetrainQueue(settings, redis), publisher,
+                   Verdicts(settings, publisher), BatchRefits(settings, publisher))
 
 
 async def start_learner(settings: Settings, redis: AsyncRedis) -> Learner:
     artifacts = make_store(settings, redis)
     history = await registry.history(settings)
-    model = FraudModel(genuine_rate=settings.genuine_sample_rate)
+    model: Model = FraudModel(genuine_rate=settings.genuine_sample_rate)
     current = registry.champion(history)
     if current is not None:
         try:

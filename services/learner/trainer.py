@@ -17,7 +17,7 @@ from collections import deque
 from datetime import UTC, datetime
 
 from services.learner.retrain import Example
-from services.model.fraud_model import FraudModel
+from services.model.batch import BatchModel, Model
 from services.model.metrics import Prequential
 from shared.events import TrainingWindow
 
@@ -26,12 +26,16 @@ def _aware(ts: datetime | float) -> datetime:
     return datetime.fromtimestamp(ts, UTC) if isinstance(ts, float) else ts
 
 
+Labelled = tuple[str, dict[str, float], bool, datetime | float, str | None]
+"""A label to learn: (tx_id, features, is_fraud, event time, card), ``Trainer.learn``'s arguments."""
+
+
 def sampled(tx_id: str, rate: float) -> bool:
     return zlib.crc32(tx_id.encode()) < rate * 2**32
 
 
 class Trainer:
-    def __init__(self, model: FraudModel, genuine_rate: float, alert_threshold: float, window_labels: int = 5000):
+    def __init__(self, model: Model, genuine_rate: float, alert_threshold: float, window_labels: int = 5000):
         self.model = model
         self.recent: deque[Example] = deque(maxlen=window_labels)
         """The latest learned labels, with the score the model gave each before learning it (for retrains)."""
@@ -41,24 +45,41 @@ class Trainer:
         self.start: datetime | None = None
         self.end: datetime | None = None
 
-    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime | float) -> bool:
+    def learn(self, tx_id: str, x: dict[str, float], is_fraud: bool, ts: datetime | float,
+              card: str | None = None) -> bool:
         """Learn one label if it is kept; returns whether it was. ``ts``: the transaction's
-        event time (a datetime, or epoch seconds as ``evaluate`` keeps it)."""
+        event time (a datetime, or epoch seconds as ``evaluate`` keeps it); ``card``: its card
+        (for the batch refit's card precision@k)."""
         if not is_fraud and not sampled(tx_id, self.genuine_rate):
             return False
+        self._learn(x, is_fraud, ts, card, self.model.score(x))
+        return True
+
+    def learn_many(self, labels: list[Labelled]) -> int:
+        """``learn`` each, in order; how many were kept. A batch champion's scores do not move
+        while its online line learns, so they are taken in one ``score_many``: one prediction
+        costs about what a batch of 500 does. 300 labels on 2 shared cores at load 22: 5.5 ms a
+        label one by one, 130 µs together (the online line learning it included)."""
+        if not isinstance(self.model, BatchModel):
+            return sum(self.learn(*label) for label in labels)
+        kept = [label for label in labels if label[2] or sampled(label[0], self.genuine_rate)]
+        for (_, x, is_fraud, ts, card), score in zip(kept, self.model.score_many([label[1] for label in kept])):
+            self._learn(x, is_fraud, ts, card, score)
+        return len(kept)
+
+    def _learn(self, x: dict[str, float], is_fraud: bool, ts: datetime | float, card: str | None,
+               score: float) -> None:
         weight = 1.0 if is_fraud else 1.0 / self.genuine_rate
-        score = self.model.score(x)
         self.metrics.update(score, is_fraud, weight)
         at = ts if isinstance(ts, float) else ts.timestamp()
-        self.recent.append(Example(x, is_fraud, at, weight, score))
+        self.recent.append(Example(x, is_fraud, at, weight, score, card))
         self.model.learn(x, is_fraud)
         self.learned_since_publish += 1
         moment = _aware(ts)
         self.start = moment if self.start is None else min(self.start, moment)
         self.end = moment if self.end is None else max(self.end, moment)
-        return True
 
-    def replace(self, model: FraudModel, window: list[Example], evaluated: list[tuple[float, bool, float]]) -> None:
+    def replace(self, model: Model, window: list[Example], evaluated: list[tuple[float, bool, float]]) -> None:
         """Continue from ``model`` (a promoted challenger) and the window it learned, with its
         own prequential scores; its held-back scores seed the metrics."""
         self.model = model

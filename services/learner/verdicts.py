@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -59,15 +58,8 @@ class Verdicts:
                 labels_seen=decision.challenger.labels_seen, frauds_seen=decision.challenger.frauds_seen,
                 start=datetime.fromtimestamp(decision.start, UTC), end=datetime.fromtimestamp(decision.end, UTC)),
             metrics=decision.metrics, champion_metrics=decision.champion_metrics,
-            drift_event_id=request.drift_event_id,
+            drift_event_id=request.drift_event_id, why=decision.why,
         )
-        if promote:
-            trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
-            trainer.start, trainer.end = event.training_window.start, event.training_window.end
-            self.lineage.version = event.version
-            self.publisher.last_publish = time.monotonic()
-            self.publisher.published = True
-        elif trainer.learned_since_publish == 0:
-            self.publisher.published = True  # the champion's snapshot is current: nothing to replay
+        self.publisher.settle(event, decision)
         log.warning("%s: %s %s; %s", requested, "promoted" if promote else "rejected", event.version, decision.why)
         return event

@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from services.model.batch import BatchModel, Model
 from services.model.fraud_model import FraudModel
 from shared.errors import ArtifactError
 from shared.redis import AsyncRedis
@@ -47,14 +48,14 @@ _VERSION = re.compile(r"^[A-Za-z0-9._-]{1,128}$")  # safe as a Redis key part an
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError)
 
 
-def dump(model: FraudModel) -> tuple[bytes, str]:
+def dump(model: Model) -> tuple[bytes, str]:
     """The model as bytes (with its kind and feature names alongside) and their sha256."""
     envelope = {"format": FORMAT, "kind": model.kind, "features": model.feature_names, "model": model}
     blob = pickle.dumps(envelope, protocol=pickle.HIGHEST_PROTOCOL)
     return blob, hashlib.sha256(blob).hexdigest()
 
 
-def load(blob: bytes, sha256: str) -> FraudModel:
+def load(blob: bytes, sha256: str) -> Model:
     actual = hashlib.sha256(blob).hexdigest()
     if actual != sha256:
         raise ArtifactError(f"artifact sha256 mismatch: expected {sha256}, got {actual}")
@@ -65,8 +66,8 @@ def load(blob: bytes, sha256: str) -> FraudModel:
     if not (isinstance(envelope, dict) and envelope.get("format") == FORMAT):
         raise ArtifactError(f"artifact is not a format-{FORMAT} model envelope")
     model = envelope.get("model")
-    if not isinstance(model, FraudModel):
-        raise ArtifactError(f"artifact is not a format-{FORMAT} FraudModel")
+    if not isinstance(model, FraudModel | BatchModel):
+        raise ArtifactError(f"artifact is not a format-{FORMAT} FraudModel or BatchModel")
     return model
 
 
@@ -152,7 +153,7 @@ def _checked(version: str) -> str:
     return version
 
 
-async def load_verified(store: ArtifactStore, ref: str, sha256: str) -> FraudModel:
+async def load_verified(store: ArtifactStore, ref: str, sha256: str) -> Model:
     """The model at ``ref``, or ``ArtifactError`` if it is missing, altered or not a model."""
     return load(await store.get(ref), sha256)
 

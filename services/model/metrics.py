@@ -63,6 +63,41 @@ def roc_auc(pairs: list[Scored]) -> float:
     return area / (positives * negatives)
 
 
+DAY_S = 86_400.0
+
+
+def card_precision_at_k(rows: list[tuple[float, bool, str, float]], k: int) -> float:
+    """Card precision@k: each UTC day, the ``k`` cards with the highest score that day (a card
+    scores its highest transaction's score and is fraudulent if any of its transactions that
+    day is), and the share of them that are fraudulent; the mean over the days. A day with
+    fewer than ``k`` cards takes them all. ``rows``: (score, is_fraud, card_id, ts epoch s).
+    Ties rank by card id, so the value never depends on the rows' order.
+
+    What an analyst team with ``k`` card checks a day finds: a card alerted twice is one check.
+
+    >>> day2 = 86_400.0
+    >>> rows = [(0.9, False, "a", 10.0), (0.8, True, "a", 20.0), (0.7, False, "b", 30.0),
+    ...         (0.6, True, "c", 40.0), (0.1, True, "d", 50.0),
+    ...         (0.5, True, "a", day2), (0.4, False, "b", day2)]
+    >>> card_precision_at_k(rows, 2)   # day 1: a (fraud), b → 1/2; day 2: a, b → 1/2
+    0.5
+    >>> card_precision_at_k(rows, 3)   # day 1: a, b, c → 2/3; day 2: both cards → 1/2
+    0.5833333333333333
+    """
+    if not rows:
+        return math.nan
+    days: dict[int, dict[str, tuple[float, bool]]] = {}
+    for score, y, card, ts in rows:
+        cards = days.setdefault(int(ts // DAY_S), {})
+        top, fraud = cards.get(card, (-math.inf, False))
+        cards[card] = (max(top, score), fraud or bool(y))
+    shares = []
+    for cards in days.values():
+        ranked = sorted(cards.items(), key=lambda item: (-item[1][0], item[0]))[:k]
+        shares.append(sum(fraud for _, (_, fraud) in ranked) / len(ranked))
+    return sum(shares) / len(shares)
+
+
 class Prequential:
     """Tracks how a model scored events whose labels arrived later.
 

@@ -3,10 +3,12 @@
 A contribution is in log-odds, the same unit for every model kind:
 
 - linear: weight × standardised (clipped) value, read off the frozen coefficients (exact);
-- forests: occlusion — how much the log-odds drop when the feature is set back to its running
-  mean. Each occlusion is a full forest prediction, so only the ``2 · top_k`` features furthest
-  from their usual value (in standard deviations) are tried. For a linear model occlusion gives
-  exactly its weight × standardised value, so both kinds read the same way.
+- forests and the batch kind (``hgb``): occlusion — how much the log-odds drop when the feature
+  is set back to its usual value (running mean; the fitted window's for ``hgb``). Each occlusion
+  is a full prediction, so only the ``2 · top_k`` features furthest from their usual value (in
+  standard deviations) are tried, and ``explain_many`` scores a batch's occlusions in one
+  ``score_many`` (one ``predict_proba`` for ``hgb``). For a linear model occlusion gives exactly
+  its weight × standardised value, so both kinds read the same way.
 
 Reasons are ranked by absolute contribution; a feature at its usual value, unseen by the model,
 or not finite gives none. ``explain_many`` does a batch's linear arithmetic in one numpy pass:
@@ -20,20 +22,24 @@ import math
 
 import numpy as np
 
+from services.model.batch import Model
 from services.model.fraud_model import FraudModel
 from shared.events import Reason
 
 
-def explain(model: FraudModel, x: dict[str, float], top_k: int = 3) -> list[Reason]:
+def explain(model: Model, x: dict[str, float], top_k: int = 3) -> list[Reason]:
     """The ``top_k`` features that moved the score most, strongest first."""
     if top_k <= 0:
         return []
-    if model.kind == "linear":
+    if isinstance(model, FraudModel) and model.kind == "linear":
         coefficients = model.coefficients()
         means, term = coefficients.means, coefficients.term
         terms = [(term(f, v), f, v) for f, v in x.items() if f in means and math.isfinite(v)]
-    else:
-        means, terms = model.stats.means, _occlusion_terms(model, x, top_k)
+        return _reasons(terms, means, top_k)
+    return explain_many(model, [x], top_k)[0]
+
+
+def _reasons(terms: list[tuple[float, str, float]], means, top_k: int) -> list[Reason]:
     terms.sort(key=_strength)  # measured faster than heapq.nlargest on a few dozen features
     return [
         Reason(feature=f, value=v, contribution=c, text=describe(f, v, means[f], c))
@@ -42,9 +48,14 @@ def explain(model: FraudModel, x: dict[str, float], top_k: int = 3) -> list[Reas
     ]
 
 
-def explain_many(model: FraudModel, xs: list[dict[str, float]], top_k: int = 3) -> list[list[Reason]]:
-    """``explain`` for a batch; for the linear kind the arithmetic is one numpy pass."""
-    if model.kind != "linear" or top_k <= 0 or not model.coefficients().names:
+def explain_many(model: Model, xs: list[dict[str, float]], top_k: int = 3) -> list[list[Reason]]:
+    """``explain`` for a batch; for the linear kind the arithmetic is one numpy pass, for
+    the others the occlusions are scored together."""
+    if top_k <= 0:
+        return [[] for _ in xs]
+    if not (isinstance(model, FraudModel) and model.kind == "linear"):
+        return _occlusions(model, xs, top_k)
+    if not model.coefficients().names:
         return [explain(model, x, top_k) for x in xs]
     coefficients = model.coefficients()
     names, means = coefficients.names, coefficients.means
@@ -67,15 +78,36 @@ def _strength(term: tuple[float, str, float]) -> float:
     return -abs(term[0])
 
 
-def _occlusion_terms(model: FraudModel, x: dict[str, float], top_k: int) -> list[tuple[float, str, float]]:
+def _occlusions(model: Model, xs: list[dict[str, float]], top_k: int) -> list[list[Reason]]:
+    return [_reasons(terms, model.stats.means, top_k) for terms in _occlusion_terms_many(model, xs, top_k)]
+
+
+def _occlusion_terms(model: Model, x: dict[str, float], top_k: int) -> list[tuple[float, str, float]]:
+    return _occlusion_terms_many(model, [x], top_k)[0]
+
+
+def _occlusion_terms_many(model: Model, xs: list[dict[str, float]],
+                          top_k: int) -> list[list[tuple[float, str, float]]]:
+    """Each transaction, then each of its most unusual features set to its usual value: all
+    scored in one ``score_many``."""
     means, variances = model.stats.means, model.stats.vars
-    unusual = heapq.nlargest(
-        2 * top_k,
-        (f for f, v in x.items() if variances.get(f) and math.isfinite(v)),
-        key=lambda f: abs(x[f] - means[f]) / math.sqrt(variances[f]),
-    )
-    base = _logit(model.score(x))
-    return [(base - _logit(model.score({**x, f: means[f]})), f, x[f]) for f in unusual]
+    tried, variants = [], []
+    for x in xs:
+        unusual = heapq.nlargest(
+            2 * top_k,
+            (f for f, v in x.items() if variances.get(f) and math.isfinite(v)),
+            key=lambda f: abs(x[f] - means[f]) / math.sqrt(variances[f]),
+        )
+        tried.append(unusual)
+        variants.append(x)
+        variants.extend({**x, f: means[f]} for f in unusual)
+    logits = [_logit(p) for p in model.score_many(variants)] if variants else []
+    out, at = [], 0
+    for x, unusual in zip(xs, tried):
+        base = logits[at]
+        out.append([(base - logits[at + 1 + i], f, x[f]) for i, f in enumerate(unusual)])
+        at += 1 + len(unusual)
+    return out
 
 
 def _logit(p: float) -> float:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from services.model.artifacts import ArtifactStore, load_verified
+from services.model.batch import Model
 from services.model.fraud_model import FraudModel
 from services.model.registry import behind, reading
 from shared import metrics
@@ -30,7 +31,7 @@ UNTRAINED = "untrained"
 @dataclass
 class Slot:
     version: str
-    model: FraudModel
+    model: Model
 
 
 class ModelSlots:
