@@ -17,9 +17,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -32,6 +32,7 @@ from shared import health, metrics
 from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
+from shared.trusted import View
 
 __all__ = ["BatchHandler", "Clients", "Inbound", "ServiceSpec", "dead_letter", "run_batches", "run_service"]
 
@@ -65,6 +66,8 @@ class ServiceSpec:
     """Topics every replica reads whole, outside the group (scoring follows ``model.versions``)."""
     raw: bool = False
     """Hand over undecoded records (``Inbound.event`` is None): ingest, which validates producer bytes."""
+    views: Mapping[str, type[View]] = field(default_factory=dict)
+    """Inputs read as a view of their event (``shared.trusted.View``): only the fields the service uses."""
 
 
 def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
@@ -188,7 +191,7 @@ async def run_service(spec: ServiceSpec, settings: Settings, stop: asyncio.Event
     async with Clients(settings, spec.name, spec.inputs) as clients:
         async with spec.build(clients, settings, stop) as handler:
             log.info("%s: consuming %s", spec.name, ", ".join(settings.topic(t) for t in spec.inputs))
-            boundary = Boundary(spec.name, settings, spec.inputs, raw=spec.raw)
+            boundary = Boundary(spec.name, settings, spec.inputs, raw=spec.raw, views=spec.views)
             await run_batches(spec.name, clients.consumer, clients.sender, handler, boundary, settings, stop,
                               on_idle=getattr(handler, "on_idle", None),
                               ready_to_commit=getattr(handler, "ready_to_commit", None))
