@@ -17,7 +17,16 @@ from services.monitor import service as monitor
 from shared.boundary import decoder_for, written_by_services
 from shared.codec import decode, encode
 from shared.errors import DecodeError
-from shared.events import Alert, EnrichedTransaction, Label, ModelVersionPublished, Reason, Score, Transaction
+from shared.events import (
+    Alert,
+    DriftDetected,
+    EnrichedTransaction,
+    Label,
+    ModelVersionPublished,
+    Reason,
+    Score,
+    Transaction,
+)
 from shared.topics import TOPICS
 from shared.trusted import View, _without_functions, trusting_decoder, view_decoder
 
@@ -200,3 +209,11 @@ def test_a_view_names_only_fields_of_its_event_and_only_of_internal_topics():
         view_decoder(Score, Misread)
     with pytest.raises(ValueError, match="a view of transactions.raw would skim"):
         decoder_for("transactions.raw", Misread)
+
+
+def test_a_view_of_an_event_with_shared_definitions_is_refused_when_declared():
+    class Seen(View):
+        kind: str
+
+    with pytest.raises(TypeError, match="not definitions"):
+        view_decoder(DriftDetected, Seen)
