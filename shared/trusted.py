@@ -68,12 +68,15 @@ class View:
     A view decoder (:func:`view_decoder`) checks the fields read exactly as
     :func:`trusting_decoder` does and returns an instance with them as attributes (built in
     Rust, no Python call per event). Every other field of the event is *skimmed*: present
-    if the event requires it, of its JSON kind (an object, a list, a string, a number…),
-    its contents unread and not turned into Python values. Unknown fields are still refused,
-    so another topic's event is refused as before, and so is a truncated record (the whole
-    JSON is parsed). What a view does not refuse: a value malformed inside a field it does
-    not read. That record is still dead-lettered by the consumers that read the field
-    (scoring reads every feature).
+    if the event requires it, of its JSON kind (an object, a list, a string, a number…).
+    An object's members are not read nor turned into Python objects (an empty dict comes
+    out; a list of objects, a list of empty dicts); a scalar comes out as itself. Those
+    skimmed values are on the instance too, but not part of its type: read only what the
+    view annotates. Unknown fields are still refused, so another topic's event is refused
+    as before, and so is a truncated record (the whole JSON is parsed). What a view does
+    not refuse: a value malformed inside a field it does not read, or a time it does not
+    read in another form than ours. That record is still dead-lettered by the consumers
+    that read the field (scoring reads every feature).
     """
 
     schema_version: int
