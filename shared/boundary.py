@@ -7,6 +7,10 @@ not decode (malformed JSON, a wrong field, a tombstone, zero bytes) is dead-lett
 with its reason and its topic/partition/offset, and the handler never sees it. Handlers
 get :class:`Inbound` items and route them by topic through a table (:func:`dispatch`).
 
+A service that reads little of a busy internal topic names a *view* of it (``views``: topic
+→ a :class:`shared.trusted.View`): its events then come as that view, the fields it reads
+decoded and the rest skimmed, refused on the same grounds (``shared/trusted.py``).
+
 >>> from aiokafka import ConsumerRecord
 >>> from shared.settings import Settings
 >>> s = Settings(topic_prefix="doc.")
@@ -36,9 +40,9 @@ from shared.events import DeadLetter, Event
 from shared.kafka import Out
 from shared.settings import Settings
 from shared.topics import DEADLETTER, TOPICS
-from shared.trusted import trusting_decoder
+from shared.trusted import View, trusting_decoder, view_decoder
 
-E = TypeVar("E", bound=BaseModel | None)  # None: a raw service's undecoded record
+E = TypeVar("E", bound=BaseModel | View | None)  # None: a raw service's undecoded record
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +83,27 @@ def written_by_services(name: str) -> bool:
     return set(TOPICS[name].producer.split(", ")) <= SERVICES_WRITING
 
 
-def decoder_for(name: str) -> Callable[[bytes | None], Event]:
+def decoder_for(name: str, view: type[View] | None = None) -> Callable[[bytes | None], Event | View]:
+    """The topic's decoder: by shape (or as ``view``) on a topic only services write, in full otherwise."""
     event_type = TOPICS[name].event
+    if view is not None:
+        if not written_by_services(name):
+            raise ValueError(f"a view of {name} would skim what people or other systems wrote: read it in full")
+        return view_decoder(event_type, view)
     if written_by_services(name):
         return trusting_decoder(event_type)
     return lambda raw: decode(raw, event_type)
 
 
 class Boundary:
-    """Decodes a service's consumed records by the topic table; ``raw`` hands bytes over."""
+    """Decodes a service's consumed records by the topic table; ``raw`` hands bytes over;
+    ``views`` names the topics read as a :class:`View` (the rest are read whole)."""
 
-    def __init__(self, service: str, settings: Settings, inputs: Iterable[str], raw: bool = False):
+    def __init__(self, service: str, settings: Settings, inputs: Iterable[str], raw: bool = False,
+                 views: Mapping[str, type[View]] | None = None):
         self.service, self.settings, self.raw = service, settings, raw
-        self.topics = {settings.topic(name): (name, decoder_for(name)) for name in inputs}
+        views = views or {}
+        self.topics = {settings.topic(name): (name, decoder_for(name, views.get(name))) for name in inputs}
 
     def decode(self, records: list[ConsumerRecord]) -> tuple[list[Inbound], list[Out]]:
         """The batch's events in consumed order, and the dead letters of what did not decode."""

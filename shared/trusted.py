@@ -36,7 +36,7 @@ shared.errors.DecodeError: not a valid Transaction: ts: Field required; merchant
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaValidator, core_schema
@@ -46,6 +46,7 @@ from shared.errors import DecodeError
 from shared.events import Event
 
 E = TypeVar("E", bound=Event)
+V = TypeVar("V", bound="View")
 
 KNOWN_SCHEMA_VERSIONS = frozenset({1})
 _PYTHON_FUNCTIONS = frozenset({"function-before", "function-after", "function-wrap"})
@@ -56,22 +57,139 @@ _ISO_DATE = r"^\d{4}-\d\d-\d\dT"
 def trusting_decoder(event_type: type[E]) -> Callable[[bytes | None], E]:
     """Decode an event a service wrote; raise :class:`DecodeError` with the reason if it is not one."""
     shape = SchemaValidator(_without_functions(event_type.__pydantic_core_schema__))
+    return _by_shape(shape, event_type, lambda event: event)
+
+
+class View:
+    """What one consumer reads of an event: subclass it and annotate the fields read, with the
+    event's own names; a nested model read in part is a ``View`` of that model, one read
+    whole keeps the model's type. ``schema_version`` is always read.
+
+    A view decoder (:func:`view_decoder`) checks the fields read exactly as
+    :func:`trusting_decoder` does and returns an instance with them as attributes (built in
+    Rust, no Python call per event). Every other field of the event is *skimmed*: present
+    if the event requires it, of its JSON kind (an object, a list, a string, a number…).
+    An object's members are not read nor turned into Python objects (an empty dict comes
+    out; a list of objects, a list of empty dicts); a scalar comes out as itself. Those
+    skimmed values are on the instance too, but not part of its type: read only what the
+    view annotates. Unknown fields are still refused, so another topic's event is refused
+    as before, and so is a truncated record (the whole JSON is parsed). What a view does
+    not refuse: a value malformed inside a field it does not read, or a time it does not
+    read in another form than ours. That record is still dead-lettered by the consumers
+    that read the field (scoring reads every feature).
+    """
+
+    schema_version: int
+
+
+def view_decoder(event_type: type[Event], view: type[V]) -> Callable[[bytes | None], V]:
+    """Decode what ``view`` reads of an ``event_type`` a service wrote; raise
+    :class:`DecodeError` with the full rules' reason if it is not one (as :func:`trusting_decoder`).
+
+    >>> from shared.codec import encode
+    >>> from shared.events import Reason, Score
+    >>> class ScoreSeen(View):
+    ...     tx_id: str
+    ...     score: float
+    >>> score = Score(tx_id="t1", card_id="c1", ts="2026-01-01T00:00:00Z", score=0.25, decision="approve",
+    ...               model_version="v1", reasons=[Reason(feature="amount", value=1.0, contribution=0.1, text="")])
+    >>> seen = view_decoder(Score, ScoreSeen)(encode(score))
+    >>> type(seen).__name__, seen.tx_id, seen.score, seen.schema_version
+    ('ScoreSeen', 't1', 0.25, 1)
+    >>> view_decoder(Score, ScoreSeen)(encode(score).replace(b'"decision"', b'"verdict"'))
+    Traceback (most recent call last):
+    ...
+    shared.errors.DecodeError: not a valid Score: decision: Field required; verdict: Extra inputs are not permitted
+    """
+    schema = event_type.__pydantic_core_schema__
+    if schema.get("type") != "model":  # DriftDetected's shared Window comes as definitions
+        raise TypeError(f"views read events whose core schema is one model, not {schema.get('type')}")
+    shape = SchemaValidator(_view_schema(schema, view))
+    return _by_shape(shape, event_type, lambda event: _read(event, view))
+
+
+T = TypeVar("T")
+
+
+def _by_shape(shape: SchemaValidator, event_type: type[E], from_full: Callable[[E], T]) -> Callable[[bytes | None], T]:
+    """``shape`` on the bytes; what it refuses goes through the full rules (then ``from_full``)."""
     name = event_type.__name__
 
-    def decode_internal(raw: bytes | None) -> E:
+    def decode_by_shape(raw: bytes | None) -> T:
         if raw:
             try:
-                event = shape.validate_json(raw)
+                read = shape.validate_json(raw)
             except ValidationError:
-                event = None  # the full rules below say why (or accept it)
-            if event is not None and event.schema_version in KNOWN_SCHEMA_VERSIONS:
-                return event
+                read = None  # the full rules below say why (or accept it)
+            if read is not None and read.schema_version in KNOWN_SCHEMA_VERSIONS:
+                return read
         event = decode(raw, event_type)
         if event.schema_version not in KNOWN_SCHEMA_VERSIONS:
             raise DecodeError(f"not a valid {name}: unknown schema_version {event.schema_version}")
-        return event
+        return from_full(event)
 
-    return decode_internal
+    return decode_by_shape
+
+
+def _view_schema(model_schema: Any, view: type[View]) -> Any:
+    """The model schema of ``view``: the event's fields read by their shape, the others skimmed."""
+    hints = get_type_hints(view)
+    fields = model_schema["schema"]["fields"]
+    unknown = hints.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{view.__name__} reads fields {model_schema['cls'].__name__} does not have: {sorted(unknown)}")
+    read = {}
+    for name, field in fields.items():
+        hint = hints.get(name)
+        if hint is None:
+            schema = _skimmed(_without_functions(field["schema"]))
+        elif isinstance(hint, type) and issubclass(hint, View):
+            schema = _nested(field["schema"], hint)
+        else:
+            schema = _without_functions(field["schema"])
+        read[name] = core_schema.model_field(schema)
+    extra = model_schema.get("config", {}).get("extra_fields_behavior", "forbid")
+    return core_schema.model_schema(view, core_schema.model_fields_schema(read, extra_behavior=extra))
+
+
+def _nested(schema: Any, view: type[View]) -> Any:
+    """A nested model read in part, inside its default or nullable wrappers."""
+    if schema.get("type") == "model":
+        return _view_schema(schema, view)
+    if schema.get("type") in ("default", "nullable"):
+        return {**schema, "schema": _nested(schema["schema"], view)}
+    raise TypeError(f"{view.__name__} views a field that is not a model: {schema.get('type')}")
+
+
+_OBJECT = core_schema.typed_dict_schema({}, extra_behavior="ignore")
+"""Any JSON object, none of its members read: an empty dict comes out."""
+
+
+def _skimmed(shape: Any) -> Any:
+    """A field not read: its JSON kind only (present when required, a default when absent)."""
+    kind = shape.get("type")
+    if kind in ("default", "nullable"):
+        return {**shape, "schema": _skimmed(shape["schema"])}
+    if kind == "list":
+        return core_schema.list_schema(_skimmed(shape["items_schema"]), strict=True)
+    if kind in ("dict", "function-after"):  # function-after: a model, built by _builder
+        return _OBJECT
+    if kind == "chain":  # a time: ISO 8601 text
+        return core_schema.str_schema(strict=True)
+    if kind in ("str", "int", "float", "bool"):
+        return {"type": kind, "strict": True}
+    return shape  # literals, and anything rarer: checked in full
+
+
+def _read(event: BaseModel, view: type[V]) -> V:
+    """The view of an event the full rules decoded (an offset other than UTC, say)."""
+    read = view.__new__(view)
+    for name, hint in get_type_hints(view).items():
+        value = getattr(event, name)
+        if isinstance(hint, type) and issubclass(hint, View) and isinstance(value, BaseModel):
+            value = _read(value, hint)
+        setattr(read, name, value)
+    return read
 
 
 def _without_functions(schema: Any) -> Any:

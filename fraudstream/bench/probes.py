@@ -116,14 +116,20 @@ class Watched:
         return after[0][1] - before[-1][1]
 
     def busy_window(self) -> tuple[float, float]:
-        """From the service's last sample with nothing consumed to its first with everything."""
-        final_in = self.samples[-1][2]
-        start = max((s[0] for s in self.samples if s[2] == 0), default=self.samples[0][0])
+        """From the service's last sample with nothing consumed to its first with everything.
+
+        The counters only grow: a scrape that timed out on a loaded machine reads 0 (as
+        before the service serves) and is no start, nor the last count (it made busy
+        windows of 0 s and negative CPU when the load average was ~20 on 2 cores).
+        """
+        final_in = max(s[2] for s in self.samples)
+        first = next(i for i, s in enumerate(self.samples) if s[2] > 0) if final_in else len(self.samples)
+        start = max((s[0] for s in self.samples[:first] if s[2] == 0), default=self.samples[0][0])
         return start, next(s[0] for s in self.samples if s[2] == final_in)
 
     def busy(self) -> dict[str, float]:
         """Counts, CPU and rates over the service's own busy window."""
-        final_in, final_out = self.samples[-1][2:]
+        final_in, final_out = max(s[2] for s in self.samples), max(s[3] for s in self.samples)
         start, end = self.busy_window()
         window, cpu = max(end - start, 1e-9), self.cpu_between(start, end)
         return {"events_in": final_in, "events_out": final_out, "in_per_s": final_in / window,

@@ -12,10 +12,11 @@ from aiokafka import ConsumerRecord
 from services.features import FeatureReader
 from services.learner.lineage import Lineage
 from services.learner.once import LearnedOnce
+from services.learner.seen import EnrichedSeen
 from services.learner.trainer import Labelled
 from services.learner.waiting import WaitingLabels
 from shared import metrics
-from shared.events import EnrichedTransaction, Label
+from shared.events import Label
 
 
 class LabelJoin:
@@ -24,7 +25,7 @@ class LabelJoin:
         self._taken: list[Labelled] = []
 
     async def learn(self, labels: list[tuple[ConsumerRecord | None, Label]],
-                    arrived: list[tuple[Label, EnrichedTransaction]]) -> list[tuple[ConsumerRecord, Label]]:
+                    arrived: list[tuple[Label, EnrichedSeen]]) -> list[tuple[ConsumerRecord, Label]]:
         """Learn the waiting labels whose transaction ``arrived`` (with the vector it carries),
         then each label whose vector is stored; return the explicit ones whose vector is not
         (``record`` None: a matured genuine label, whose transaction simply expired).
@@ -54,7 +55,7 @@ class LabelJoin:
         self.waiting.learned(learned, waited=False)
         return missing
 
-    def _learn_arrived(self, pairs: list[tuple[Label, EnrichedTransaction]]) -> None:
+    def _learn_arrived(self, pairs: list[tuple[Label, EnrichedSeen]]) -> None:
         """Waiting labels whose transaction just arrived, with the vector it was scored with."""
         for label, enriched in pairs:
             self.learn_one(label, enriched.features, enriched.transaction.ts.timestamp())

@@ -26,10 +26,11 @@ from services.learner.maturity import Maturity
 from services.learner.publishing import Publisher
 from services.learner.refits import BatchRefits
 from services.learner.retrain_queue import RetrainQueue
+from services.learner.seen import EnrichedSeen
 from services.learner.trainer import Trainer
 from services.learner.verdicts import Verdicts
 from shared.boundary import Inbound, Route, dispatch
-from shared.events import EnrichedTransaction, Label, ModelVersionPublished, RetrainRequested
+from shared.events import Label, ModelVersionPublished, RetrainRequested
 from shared.kafka import Out
 from shared.topics import LABELS, MODEL_RETRAIN, MODEL_VERSIONS, TRANSACTIONS_ENRICHED
 
@@ -40,7 +41,7 @@ class Attempt:
 
     consumed: tuple[tuple[str, int, int], ...]
     labels: list[tuple[ConsumerRecord | None, Label]] = field(default_factory=list)
-    arrived: list[EnrichedTransaction] = field(default_factory=list)
+    arrived: list[EnrichedSeen] = field(default_factory=list)
     """Transactions a waiting label waited for."""
     versions: list[ModelVersionPublished] = field(default_factory=list)
     requests: list[RetrainRequested] = field(default_factory=list)
@@ -65,7 +66,7 @@ class Learner:
     def on_label(self, item: Inbound[Label]) -> None:
         self.attempt.labels.append((item.record, item.event))
 
-    def on_enriched(self, item: Inbound[EnrichedTransaction]) -> None:
+    def on_enriched(self, item: Inbound[EnrichedSeen]) -> None:
         self.maturity.note(item.event)
         if self.waiting.arrived(item.event):
             self.attempt.arrived.append(item.event)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
+from services.learner.seen import EnrichedSeen
 from services.learner.trainer import sampled
-from shared.events import EnrichedTransaction, Label
+from shared.events import Label
 from shared.redis import AsyncRedis
 from shared.settings import Settings
 
@@ -26,7 +27,7 @@ class Maturity:
         """The newest transaction event time seen, epoch seconds: the learner's event clock."""
         self._new: dict[str, float] = {}  # noted since the last flush: card_id|tx_id → ts
 
-    def note(self, enriched: EnrichedTransaction) -> None:
+    def note(self, enriched: EnrichedSeen) -> None:
         tx = enriched.transaction
         ts = tx.ts.timestamp()
         self.watermark = max(self.watermark, ts)

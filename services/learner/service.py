@@ -14,7 +14,8 @@ seconds, and on a ``model.retrain`` request trains a challenger and promotes or 
   time and promoted or rejected against the champion;
 - ``publishing``: versioned snapshots; offsets are committed only when one is published,
   so a restart resumes from the last snapshot and relearns exactly what it lacks;
-- ``startup``: resume from the champion, the queue and the challenger.
+- ``startup``: resume from the champion, the queue and the challenger;
+- ``seen``: what it reads of an enriched transaction (the rest is skimmed, not decoded).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+from services.learner.seen import EnrichedSeen
 from services.learner.startup import start_learner
 from shared.codec import encode
 from shared.events import RetrainRequested
@@ -39,7 +41,7 @@ async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
     yield await start_learner(settings, clients.redis)
 
 
-SPEC = ServiceSpec(SERVICE, INPUTS, build)
+SPEC = ServiceSpec(SERVICE, INPUTS, build, views={TRANSACTIONS_ENRICHED: EnrichedSeen})
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -22,9 +22,10 @@ from typing import cast
 import orjson
 from aiokafka import ConsumerRecord
 
+from services.learner.seen import EnrichedSeen
 from shared.boundary import dead_letter
 from shared.codec import decode
-from shared.events import EnrichedTransaction, Label
+from shared.events import Label
 from shared.kafka import Out
 from shared.redis import AsyncRedis
 from shared.settings import Settings
@@ -72,11 +73,11 @@ class WaitingLabels:
             self.waiting[label.tx_id] = label.card_id
         await pipe.execute()
 
-    def arrived(self, enriched: EnrichedTransaction) -> bool:
+    def arrived(self, enriched: EnrichedSeen) -> bool:
         """Whether a label waits for this transaction (it is claimed: matched once)."""
         return self.waiting.pop(enriched.transaction.tx_id, None) is not None
 
-    async def labels_of(self, arrived: list[EnrichedTransaction]) -> list[tuple[Label, EnrichedTransaction]]:
+    async def labels_of(self, arrived: list[EnrichedSeen]) -> list[tuple[Label, EnrichedSeen]]:
         """The waiting labels of transactions that just arrived, each with its transaction."""
         if not arrived:
             return []

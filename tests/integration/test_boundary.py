@@ -17,13 +17,23 @@ from services.monitor import service as monitor
 from services.scoring import service as scoring
 from shared import metrics
 from shared.codec import decode, encode
-from shared.events import DeadLetter, EnrichedTransaction, Label, ModelVersionPublished, Transaction, utcnow
+from shared.events import (
+    Alert,
+    DeadLetter,
+    EnrichedTransaction,
+    Label,
+    ModelVersionPublished,
+    Score,
+    Transaction,
+    utcnow,
+)
 from shared.topics import (
     DEADLETTER,
     LABELS,
     LABELS_RAW,
     MODEL_VERSIONS,
     SCORES,
+    TOPICS,
     TRANSACTIONS_ENRICHED,
     TRANSACTIONS_RAW,
     TRANSACTIONS_VALID,
@@ -123,3 +133,31 @@ async def test_the_monitor_dead_letters_them_and_goes_on(settings, start_service
 def test_raw_topics_are_ingest_s_alone():
     assert ingest.SPEC.raw and not any(s.SPEC.raw for s in (features, scoring, learner, monitor))
     assert set(ingest.SPEC.inputs) == {TRANSACTIONS_RAW, LABELS_RAW}
+
+
+async def test_what_the_monitor_and_learner_read_as_views_is_refused_like_a_full_decode(settings, start_service):
+    """The inputs read as views (only the fields used): a truncated record and another topic's
+    event (an alert has every field of a score) are dead-lettered by each, with the reason."""
+    score = Score(tx_id="good-1", card_id="card-1", ts=utcnow(), score=0.9, decision="decline", model_version="v1")
+    alert = Alert(tx_id="good-1", card_id="card-1", merchant_id="m1", ts=utcnow(), amount=12.5, currency="EUR",
+                  country="FR", channel="pos", score=0.9, severity="high", decision="decline", model_version="v1")
+    bad = {TRANSACTIONS_ENRICHED: [encode(enriched())[:-9], encode(score)], SCORES: [encode(score)[:40], encode(alert)]}
+    views = {(name, topic) for name, s in (("monitor", monitor), ("learner", learner)) for topic in s.SPEC.views}
+    assert views == {("monitor", TRANSACTIONS_ENRICHED), ("monitor", SCORES), ("learner", TRANSACTIONS_ENRICHED)}
+    for topic, values in bad.items():
+        await produce(settings, topic, [(b"card-1", v) for v in values])
+    start_service(monitor.run, settings)
+    start_service(learner.run, settings)
+    async with Collector(settings, DEADLETTER) as seen:
+        await seen.until(lambda c: len(letters_of("monitor", c)) == 4 and len(letters_of("learner", c)) == 2)
+        await seen.settle(0.3)
+    for name, topics in (("monitor", (TRANSACTIONS_ENRICHED, SCORES)), ("learner", (TRANSACTIONS_ENRICHED,))):
+        letters = {(d.topic, d.payload): d.error for d in letters_of(name, seen)}
+        expected = {}
+        for topic in topics:
+            truncated, foreign = bad[topic]
+            event = TOPICS[topic].event.__name__
+            expected[(settings.topic(topic), truncated)] = "malformed: not JSON"
+            expected[(settings.topic(topic), foreign)] = f"malformed: not a valid {event}"
+        assert letters.keys() == expected.keys()
+        assert all(letters[k].startswith(why) for k, why in expected.items()), letters

@@ -60,7 +60,7 @@ async def test_a_retried_batch_is_resumed_not_relearned(settings, redis_client):
     records = [ConsumerRecord(s.topic("labels"), 0, i, 0, 0, b"card-1",
                               encode(Label(tx_id=f"tx-{i}", card_id="card-1", is_fraud=i % 3 == 0, labelled_at=T0)),
                               None, 0, 0, []) for i in range(N)]
-    batch, letters = Boundary(learner.SERVICE, s, learner.INPUTS).decode(records)
+    batch, letters = Boundary(learner.SERVICE, s, learner.INPUTS, views=learner.SPEC.views).decode(records)
     assert letters == []
 
     with pytest.raises(RedisConnectionError):

@@ -154,7 +154,7 @@ class Behind:
 
     def __init__(self, handler: monitor.Monitor):
         self.handler = handler
-        self.boundary = Boundary(monitor.SERVICE, SETTINGS, monitor.INPUTS)
+        self.boundary = Boundary(monitor.SERVICE, SETTINGS, monitor.INPUTS, views=monitor.VIEWS)
 
     async def __call__(self, records: list[ConsumerRecord]):
         inbound, letters = self.boundary.decode(records)

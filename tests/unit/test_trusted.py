@@ -1,20 +1,34 @@
 """The cheap decode of internal topics: what a service wrote comes back equal to the full
-decode and re-encodes to the same bytes; what is not that topic's event is refused."""
+decode and re-encodes to the same bytes; what is not that topic's event is refused. Views
+(only the fields a consumer reads) refuse the same records, but what is inside a field they
+skim."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_type_hints
 
 import orjson
 import pytest
 from pydantic_core import SchemaValidator
 
-from shared.boundary import written_by_services
+from services.learner import service as learner
+from services.monitor import service as monitor
+from shared.boundary import decoder_for, written_by_services
 from shared.codec import decode, encode
 from shared.errors import DecodeError
-from shared.events import EnrichedTransaction, Label, ModelVersionPublished, Reason, Score, Transaction
+from shared.events import (
+    Alert,
+    DriftDetected,
+    EnrichedTransaction,
+    Label,
+    ModelVersionPublished,
+    Reason,
+    Score,
+    Transaction,
+)
 from shared.topics import TOPICS
-from shared.trusted import _without_functions, trusting_decoder
+from shared.trusted import View, _without_functions, trusting_decoder, view_decoder
 
 TS = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 TX = Transaction(tx_id="tx-1", ts=TS, card_id="card-1", merchant_id="m-1", amount=12.5, currency="EUR",
@@ -99,3 +113,107 @@ def test_non_finite_numbers_and_empty_records_are_refused():
 def test_a_time_in_another_zone_takes_the_full_rules_and_comes_out_utc():
     label = trusting_decoder(Label)(_label(labelled_at="2026-03-01T13:30:15.123456+01:00"))
     assert label.labelled_at == TS and label.labelled_at.utcoffset().total_seconds() == 0
+
+
+# --- views: a consumer decodes only the fields it reads, and refuses what the full decode refuses
+
+VIEWS = sorted(((service.SERVICE, topic, view) for service in (monitor, learner)
+                for topic, view in service.SPEC.views.items()), key=lambda v: (v[0], v[1]))
+ALERT = Alert(tx_id="tx-1", card_id="card-1", merchant_id="m-1", ts=TS, amount=12.5, currency="EUR", country="FR",
+              channel="ecom", score=0.875, severity="high", decision="decline", model_version="v7")
+
+
+def view_id(case) -> str:
+    return f"{case[0]}:{case[1]}"
+
+
+def read_fields(view: type[View], seen: object, event: object) -> None:
+    """Every field the view reads equals the event's (nested views field by field)."""
+    for name, hint in get_type_hints(view).items():
+        if isinstance(hint, type) and issubclass(hint, View):
+            read_fields(hint, getattr(seen, name), getattr(event, name))
+        else:
+            assert getattr(seen, name) == getattr(event, name), name
+
+
+def test_the_services_read_their_busy_inputs_as_views():
+    assert [(service, topic) for service, topic, _ in VIEWS] == [
+        ("learner", "transactions.enriched"), ("monitor", "scores"), ("monitor", "transactions.enriched")]
+
+
+@pytest.mark.parametrize("case", VIEWS, ids=view_id)
+def test_a_view_reads_what_the_full_decode_reads(case):
+    _, topic, view = case
+    event = EVENTS[TOPICS[topic].event]
+    seen = view_decoder(TOPICS[topic].event, view)(encode(event))
+    assert type(seen) is view
+    read_fields(view, seen, event)
+
+
+@pytest.mark.parametrize("case", VIEWS, ids=view_id)
+def test_a_view_refuses_every_truncation(case):
+    _, topic, view = case
+    raw, read = encode(EVENTS[TOPICS[topic].event]), view_decoder(TOPICS[topic].event, view)
+    for cut in range(len(raw)):
+        with pytest.raises(DecodeError):
+            read(raw[:cut])
+
+
+@pytest.mark.parametrize("case", VIEWS, ids=view_id)
+def test_a_view_refuses_another_topics_event(case):
+    _, topic, view = case
+    event_type = TOPICS[topic].event
+    read = view_decoder(event_type, view)
+    for other in [*EVENTS.values(), ALERT]:  # an alert has every field of a score, and more
+        if type(other) is not event_type:
+            with pytest.raises(DecodeError, match=f"not a valid {event_type.__name__}"):
+                read(encode(other))
+
+
+def _score(**changes) -> bytes:
+    return orjson.dumps(orjson.loads(encode(EVENTS[Score])) | changes)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"score": None}, "score: Input should be a valid number"),  # read: its full rules
+    ({"score": 1.5}, "score: Input should be less than or equal to 1"),
+    ({"ts": 1772368215}, "must be an ISO 8601 date-time string, got int"),
+    ({"decision": "maybe"}, "decision: Input should be"),  # skimmed: a literal stays a literal
+    ({"reasons": {}}, "reasons: Input should be a valid list"),  # skimmed: still a list
+    ({"stages": []}, "stages: Input should be a valid dictionary"),  # skimmed: still an object
+    ({"card_id": 7}, "card_id: Input should be a valid string"),
+    ({"schema_version": 2}, "unknown schema_version 2"),
+    ({"alert_id": "a1"}, "alert_id: Extra inputs are not permitted"),
+])
+def test_a_view_refuses_a_wrong_field_with_the_full_rules_reason(changes, reason):
+    with pytest.raises(DecodeError, match=reason):
+        view_decoder(Score, monitor.ScoreSeen)(_score(**changes))
+
+
+def test_a_view_does_not_read_inside_what_it_skims():
+    reasons = [{"feature": "amount", "value": "high", "contribution": None, "text": 3}]
+    seen = view_decoder(Score, monitor.ScoreSeen)(_score(reasons=reasons))
+    assert (seen.tx_id, seen.score) == ("tx-1", 0.875)  # scoring wrote it; the reasons are not the monitor's
+
+
+def test_a_view_of_a_time_in_another_zone_takes_the_full_rules_and_comes_out_utc():
+    seen = view_decoder(Score, monitor.ScoreSeen)(_score(ts="2026-03-01T13:30:15.123456+01:00"))
+    assert type(seen) is monitor.ScoreSeen and seen.ts == TS and seen.ts.utcoffset().total_seconds() == 0
+
+
+def test_a_view_names_only_fields_of_its_event_and_only_of_internal_topics():
+    class Misread(View):
+        amount: float
+
+    with pytest.raises(TypeError, match=r"Misread reads fields Score does not have: \['amount'\]"):
+        view_decoder(Score, Misread)
+    with pytest.raises(ValueError, match="a view of transactions.raw would skim"):
+        decoder_for("transactions.raw", Misread)
+
+
+def test_a_view_of_an_event_with_shared_definitions_is_refused_when_declared():
+    class Seen(View):
+        kind: str
+
+    with pytest.raises(TypeError, match="not definitions"):
+        view_decoder(DriftDetected, Seen)
