@@ -68,9 +68,9 @@ class PairedWindow:
         if self.reference_count < self.size:
             self.reference[:, self.reference_count] = row
             self.reference_count += 1
-            if self.reference_count == 1:
-                self._reference_start = ts
-            self._reference_end = ts
+            if ts is not None:  # partitions interleave: the earliest and latest, not the first and last
+                self._reference_start = ts if self._reference_start is None else min(self._reference_start, ts)
+                self._reference_end = ts if self._reference_end is None else max(self._reference_end, ts)
         else:
             self.current[:, self.current_seen % self.size] = row
             self.current_seen += 1
@@ -86,10 +86,15 @@ class PairedWindow:
         return self.current_seen >= self.size
 
     def spans(self) -> tuple[Window, Window]:
-        """Event-time start, end and row count of the reference and the current window."""
+        """Event-time start, end and row count of the reference and the current window.
+
+        Rows arrive partition by partition, not in event time: a window spans its earliest to
+        its latest row (dated by its first and last arrivals, a window already holding rows
+        from after a drift could end before it)."""
         reference = Window(start=self._reference_start, end=self._reference_end, count=self.reference_count)
-        cur = self._current_ts
-        current = Window(start=cur[0] if cur else None, end=cur[-1] if cur else None, count=len(cur))
+        times = [ts for ts in self._current_ts if ts is not None]
+        current = Window(start=min(times) if times else None, end=max(times) if times else None,
+                         count=len(self._current_ts))
         return reference, current
 
 

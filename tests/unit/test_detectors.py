@@ -111,6 +111,19 @@ def test_windows_show_the_detection_came_after_the_shift():
     assert first.current.end > T0 + timedelta(seconds=SHIFT_AT)
 
 
+def test_a_window_spans_its_earliest_to_its_latest_row_whatever_the_arrival_order():
+    # Two partitions, one lagging: rows arrive 100, 0, 101, 1, ... so the last arrival is not the latest.
+    from services.monitor.windows import PairedWindow
+
+    window = PairedWindow(["x"], size=4)
+    arrivals = [100, 0, 101, 1, 205, 200, 206, 201]
+    for s in arrivals:
+        window.push([float(s)], T0 + timedelta(seconds=s))
+    reference, current = window.spans()
+    assert reference == Window(start=T0, end=T0 + timedelta(seconds=101), count=4)
+    assert current == Window(start=T0 + timedelta(seconds=200), end=T0 + timedelta(seconds=206), count=4)
+
+
 def test_a_feature_missing_from_some_events_is_compared_on_the_events_that_have_it():
     detector = DistributionDrift("feature", BOTH)
     rng = random.Random(4)
