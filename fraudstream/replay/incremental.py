@@ -38,7 +38,7 @@ _W = {w: i for i, w in enumerate(_WINDOWS)}
 _KEEP_S = max(_WINDOWS)
 _WIDEST = len(_WINDOWS) - 1
 _AGE = _W[AGE_CAP_S]
-NAMES = FEATURE_NAMES + EXTRA_FEATURES
+NAMES = FEATURE_NAMES + tuple(n for n in EXTRA_FEATURES if n not in FEATURE_NAMES)
 """Every feature the engine computes, in the order of :meth:`IncrementalFeatures.values`
 (the label-share features last, so that the services' features are a prefix)."""
 _AT = {name: i for i, name in enumerate(NAMES)}
@@ -154,6 +154,7 @@ class IncrementalFeatures:
         self.first_seen: dict[tuple[str, str], float] = {}
         self.label_shares = label_shares
         self.names = NAMES if label_shares else FEATURE_NAMES
+        """The features :meth:`values` gives, in its order."""
         self._blank = [0.0] * len(self.names)
 
     def apply(self, tx_id: str, ts: float, card_id: str, merchant_id: str, amount: float, country: str,
