@@ -18,15 +18,15 @@ An arm is written as ``name=kind:key=value,...`` (:func:`parse_arm`), e.g.
 from __future__ import annotations
 
 import copy
-import math
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from services.learner.trainer import Trainer
+from services.learner.trainer import Trainer, sampled
 from services.model.fraud_model import CLIP_SD, L2, LEARNING_RATE, FraudModel, sigmoid
 from shared.settings import Settings
 
@@ -68,16 +68,26 @@ def parse_arm(text: str) -> ArmSpec:
     return ArmSpec(name, kind, pairs)
 
 
-def select(names: tuple[str, ...] | None, x: dict[str, float]) -> dict[str, float]:
-    return x if names is None else {k: x[k] for k in names}
+def picker(columns: tuple[str, ...], names: tuple[str, ...]) -> Callable[[list[float]], Sequence[float]]:
+    """What takes an arm's ``names`` out of a feature row in ``columns`` order.
+
+    >>> picker(("a", "b", "c"), ("c", "a"))([1.0, 2.0, 3.0]), picker(("a", "b"), ("a", "b"))([1.0, 2.0])
+    ((3.0, 1.0), [1.0, 2.0])
+    """
+    if names == columns:
+        return lambda x: x
+    at = [columns.index(n) for n in names]
+    return itemgetter(*at) if len(at) > 1 else lambda x: (x[at[0]],)
 
 
 class OnlineArm:
-    def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...] | None):
+    """Takes feature rows in ``columns`` order; its model sees ``names`` of them, as dicts."""
+
+    def __init__(self, spec: ArmSpec, settings: Settings, columns: tuple[str, ...], names: tuple[str, ...]):
         rate = spec.get("rate", settings.genuine_sample_rate)
         model = FraudModel(spec.kind, genuine_rate=rate, lr=spec.get("lr", LEARNING_RATE),
                            l2=spec.get("l2", L2), clip_sd=spec.get("clip", CLIP_SD))
-        self.name, self.names = spec.name, names
+        self.name, self.names, self._pick = spec.name, names, picker(columns, names)
         self.trainer = Trainer(model, rate, settings.alert_threshold, settings.retrain_window_labels)
         self.every = int(spec.get("publish", settings.publish_every_labels))
         self.versions = 0
@@ -91,11 +101,11 @@ class OnlineArm:
         else:
             self._score = copy.deepcopy(model).score
 
-    def score(self, x: dict[str, float]) -> float:
-        return self._score(x if self.names is None else select(self.names, x))
+    def score(self, x: list[float]) -> float:
+        return self._score(dict(zip(self.names, self._pick(x))))
 
-    def learn(self, tx_id: str, x: dict[str, float], y: bool, ts: float) -> None:
-        self.trainer.learn(tx_id, x if self.names is None else select(self.names, x), y, ts)
+    def learn(self, tx_id: str, x: list[float], y: bool, ts: float) -> None:
+        self.trainer.learn(tx_id, dict(zip(self.names, self._pick(x))), y, ts)
         if self.trainer.learned_since_publish >= self.every:
             self.trainer.learned_since_publish = 0
             self.versions += 1
@@ -106,34 +116,35 @@ class OnlineArm:
 
 
 class BatchArm:
-    def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...], scores: array):
+    def __init__(self, spec: ArmSpec, settings: Settings, columns: tuple[str, ...], names: tuple[str, ...],
+                 scores: array):
         self.name, self.names, self.kind, self.scores, self.spec = spec.name, names, spec.kind, scores, spec
+        self._pick = picker(columns, names)
         self.refit_s = spec.get("refit_days", 7) * DAY_S
         self.window_s = spec.get("window_days", 28) * DAY_S
         self.rate = spec.get("rate", settings.genuine_sample_rate)
         self.seed = int(spec.get("seed", 42))
-        self.examples: list[tuple[float, list[float], bool]] = []
-        self.pending: list[tuple[int, list[float]]] = []
+        self.examples: list[tuple[float, Sequence[float], bool]] = []
+        self.pending: list[Sequence[float]] = []
+        """Rows not scored yet, in stream order: scores are appended when they are."""
         self.model: HistGradientBoostingClassifier | RandomForestClassifier | None = None
         self.next_fit: float | None = None
         self.versions, self.prior = 0, 0.01
 
-    def score_later(self, i: int, x: dict[str, float], ts: float) -> None:
+    def score_later(self, x: list[float], ts: float) -> None:
         if self.next_fit is None:
             self.next_fit = ts + self.refit_s
         elif ts >= self.next_fit:
             self._flush()
             self._fit(ts)
             self.next_fit = ts + self.refit_s
-        self.pending.append((i, [x[k] for k in self.names]))
+        self.pending.append(self._pick(x))
         if len(self.pending) >= 4096:
             self._flush()
 
-    def learn(self, tx_id: str, x: dict[str, float], y: bool, ts: float) -> None:
-        from services.learner.trainer import sampled
-
+    def learn(self, tx_id: str, x: list[float], y: bool, ts: float) -> None:
         if y or sampled(tx_id, self.rate):
-            self.examples.append((ts, [x[k] for k in self.names], y))
+            self.examples.append((ts, self._pick(x), y))
 
     def _fit(self, now: float) -> None:
         self.examples = [e for e in self.examples if e[0] > now - self.window_s]
@@ -158,13 +169,11 @@ class BatchArm:
     def _flush(self) -> None:
         if not self.pending:
             return
-        index = [i for i, _ in self.pending]
         if self.model is None:
-            p = [self.prior] * len(index)
+            self.scores.extend([self.prior] * len(self.pending))
         else:
-            p = self.model.predict_proba(np.array([v for _, v in self.pending], dtype=np.float64))[:, 1].tolist()
-        for i, s in zip(index, p):
-            self.scores[i] = s if math.isfinite(s) else self.prior
+            p = self.model.predict_proba(np.array(self.pending, dtype=np.float64))[:, 1]
+            self.scores.extend(np.where(np.isfinite(p), p, self.prior).tolist())
         self.pending = []
 
     def finish(self) -> None:
@@ -172,7 +181,8 @@ class BatchArm:
 
 
 class TwinArm:
-    def __init__(self, spec: ArmSpec, settings: Settings, names: tuple[str, ...], scores: array):
+    def __init__(self, spec: ArmSpec, settings: Settings, columns: tuple[str, ...], names: tuple[str, ...],
+                 scores: array):
         from fraudstream.replay.twin import LinearTwin
 
         self.rate = spec.get("rate", settings.genuine_sample_rate)
@@ -182,20 +192,19 @@ class TwinArm:
         self.every = int(spec.get("publish", settings.publish_every_labels))
         self.learned = self.versions = 0
         self.serving = self.twin.snapshot()
-        self.pending: list[tuple[int, tuple[float, ...]]] = []
-        self._row = itemgetter(*names)
+        self.pending: list[Sequence[float]] = []
+        """Rows not scored yet, in stream order: scores are appended when they are."""
+        self._pick = picker(columns, names)
 
-    def score_later(self, i: int, x: dict[str, float], ts: float) -> None:
-        self.pending.append((i, self._row(x)))
+    def score_later(self, x: list[float], ts: float) -> None:
+        self.pending.append(self._pick(x))
         if len(self.pending) >= 4096:
             self._flush()
 
-    def learn(self, tx_id: str, x: dict[str, float], y: bool, ts: float) -> None:
-        from services.learner.trainer import sampled
-
+    def learn(self, tx_id: str, x: list[float], y: bool, ts: float) -> None:
         if not y and not sampled(tx_id, self.rate):
             return
-        self.twin.learn(np.array(self._row(x), dtype=np.float64), y)
+        self.twin.learn(np.array(self._pick(x), dtype=np.float64), y)
         self.learned += 1
         if self.learned >= self.every:
             self._flush()  # what came before the new version was scored by the old one
@@ -205,9 +214,7 @@ class TwinArm:
 
     def _flush(self) -> None:
         if self.pending:
-            p = self.serving.score_many(np.array([v for _, v in self.pending], dtype=np.float64))
-            for (i, _), s in zip(self.pending, p):
-                self.scores[i] = s
+            self.scores.extend(self.serving.score_many(np.array(self.pending, dtype=np.float64)))
             self.pending = []
 
     def finish(self) -> None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right, insort
-from operator import itemgetter
 
-from services.features.definitions import AGE_CAP_S, DAY, HOUR, by_entity
+from services.features.definitions import AGE_CAP_S, DAY, FEATURE_NAMES, HOUR, by_entity
 
 CENT = 0.01
 
@@ -27,23 +26,31 @@ _CARD = tuple((f.name, f.aggregation, f.window_s or AGE_CAP_S) for f in by_entit
 _WINDOWS = tuple(sorted({w for _, _, w in _CARD}))
 _W = {w: i for i, w in enumerate(_WINDOWS)}
 _KEEP_S = max(_WINDOWS)
+_WIDEST = len(_WINDOWS) - 1
+_AGE = _W[AGE_CAP_S]
+NAMES = FEATURE_NAMES
+"""Every feature the engine computes, in the order of :meth:`IncrementalFeatures.values`."""
+_AT = {name: i for i, name in enumerate(NAMES)}
 
 
-def _named(aggregation: str) -> tuple[tuple[str, int], ...]:
-    return tuple((name, _W[w]) for name, a, w in _CARD if a == aggregation)
+def _named(aggregation: str) -> tuple[tuple[int, int], ...]:
+    """(position in NAMES, window index) of the card features of one aggregation."""
+    return tuple((_AT[name], _W[w]) for name, a, w in _CARD if a == aggregation)
 
 
 _COUNT, _SUM, _MEAN, _RATIO, _Z = (_named(a) for a in ("count", "sum", "mean", "ratio", "zscore"))
 _DISTINCT = _named("distinct_merchants")
-_SINCE = tuple((name, w) for name, a, w in _CARD if a == "seconds_since_prev")
-_NEW, _COUNTRY, _CHANNEL = (tuple(name for name, a, _ in _CARD if a == agg)
+_SINCE = tuple((_AT[name], float(w)) for name, a, w in _CARD if a == "seconds_since_prev")
+_NEW, _COUNTRY, _CHANNEL = (tuple(_AT[name] for name, a, _ in _CARD if a == agg)
                             for agg in ("merchant_is_new", "country_changed", "channel_changed"))
-_MERCHANT_COUNTS = tuple((f.name, f.window_s // HOUR) for f in by_entity("merchant") if f.aggregation == "count")
-_MERCHANT_RATES, _MERCHANT_SHARES, _MERCHANT_LABELS = (
-    tuple((f.name, f.window_s) for f in by_entity("merchant") if f.aggregation == agg)
-    for agg in ("fraud_rate", "fraud_share", "label_count"))
+_MERCHANT_COUNTS = tuple((_AT[f.name], f.window_s // HOUR) for f in by_entity("merchant") if f.aggregation == "count")
+_MERCHANT_RATES = tuple((_AT[f.name], f.window_s, f.window_s // HOUR) for f in by_entity("merchant")
+                        if f.aggregation == "fraud_rate")
+_SHARES, _LABELS = (tuple((_AT[f.name], f.window_s // HOUR) for f in by_entity("merchant") if f.aggregation == agg)
+                    for agg in ("fraud_share", "label_count"))
+_AMOUNT, _LOG_AMOUNT, _HOUR_OF_DAY, _WEEKEND, _NIGHT = (
+    _AT[n] for n in ("amount", "log_amount", "hour_of_day", "is_weekend", "is_night"))
 _MERCHANT_KEEP_S = max(f.window_s for f in by_entity("merchant"))
-_MERCHANT_OF = itemgetter(2)
 _TRIM = 256
 """A merchant's hours or label times dropped at once when they have left every window."""
 _CARD_TRIM = 16
@@ -128,54 +135,73 @@ def _add_time(times: list[float], t: float, now: float) -> None:
 
 
 class IncrementalFeatures:
-    """``apply(...)`` gives a transaction's features and records it; ``apply_label`` records a
-    label (once per transaction: the caller joins labels to transactions)."""
+    """``values(...)`` gives a transaction's features (in :data:`NAMES` order) and records it;
+    ``apply(...)`` the same as a dict; ``apply_label`` records a label (once per transaction:
+    the caller joins labels to transactions)."""
 
     def __init__(self) -> None:
         self.cards: dict[str, _Card] = {}
         self.merchants: dict[str, _Merchant] = {}
         self.first_seen: dict[tuple[str, str], float] = {}
+        self.names = NAMES
+        """The features :meth:`values` gives, in its order."""
+        self._blank = [0.0] * len(self.names)
 
     def apply(self, tx_id: str, ts: float, card_id: str, merchant_id: str, amount: float, country: str,
               channel: str) -> dict[str, float]:
+        return dict(zip(self.names, self.values(tx_id, ts, card_id, merchant_id, amount, country, channel)))
+
+    def values(self, tx_id: str, ts: float, card_id: str, merchant_id: str, amount: float, country: str,
+               channel: str) -> list[float]:
+        x = self._blank[:]
         hour = math.floor(ts / HOUR)
         hour_of_day = hour % 24
-        x = {"amount": amount, "log_amount": math.log1p(amount), "hour_of_day": float(hour_of_day),
-             "is_weekend": float((math.floor(ts / DAY) + 3) % 7 >= 5), "is_night": float(hour_of_day < 6)}
+        x[_AMOUNT], x[_LOG_AMOUNT], x[_HOUR_OF_DAY] = amount, math.log1p(amount), float(hour_of_day)
+        x[_WEEKEND], x[_NIGHT] = float((math.floor(ts / DAY) + 3) % 7 >= 5), float(hour_of_day < 6)
         card = self.cards.get(card_id)
         if card is None:
             card = self.cards[card_id] = _Card(amount)
         times, total = card.ts, card.total
         end = bisect_left(times, ts)  # the rows strictly earlier than ts
-        lo = [bisect_right(times, ts - w, 0, end) for w in _WINDOWS]
-        n = [end - first for first in lo]
-        sums = [total[end] - total[first] if end > first else 0.0 for first in lo]
-        previous = card.rows[end - 1] if end > lo[_W[AGE_CAP_S]] else None
-        first = self.first_seen.get((card_id, merchant_id))
-        for name, i in _COUNT:
-            x[name] = float(n[i])
-        for name, i in _SUM:
-            x[name] = sums[i]
-        for name, i in _MEAN:
-            x[name] = sums[i] / n[i] if n[i] else 0.0
-        for name, i in _RATIO:
-            x[name] = amount / max(sums[i] / n[i], CENT) if n[i] else 1.0
-        for name, i in _Z:
-            x[name] = _zscore(card, amount, lo[i], end, sums[i])
-        for name, w in _SINCE:
-            x[name] = ts - previous[0] if previous else float(w)
-        for name, i in _DISTINCT:
-            x[name] = float(len(set(map(_MERCHANT_OF, card.rows[lo[i]:end]))))
-        for name in _NEW:
-            x[name] = 0.0 if first is not None and first < ts else 1.0
-        for name in _COUNTRY:
-            x[name] = float(previous is not None and previous[3] != country)
-        for name in _CHANNEL:
-            x[name] = float(previous is not None and previous[4] != channel)
+        lo, n, sums = [], [], []
+        first = 0
+        for w in reversed(_WINDOWS):  # widest first: each narrower window starts at or after it
+            first = bisect_right(times, ts - w, first, end)
+            lo.append(first)
+            n.append(end - first)
+            sums.append(total[end] - total[first] if end > first else 0.0)
+        lo.reverse()
+        n.reverse()
+        sums.reverse()
+        previous = card.rows[end - 1] if end > lo[_AGE] else None
+        seen = self.first_seen.get((card_id, merchant_id))
+        for at, i in _COUNT:
+            x[at] = float(n[i])
+        for at, i in _SUM:
+            x[at] = sums[i]
+        for at, i in _MEAN:
+            if n[i]:
+                x[at] = sums[i] / n[i]
+        for at, i in _RATIO:
+            x[at] = amount / max(sums[i] / n[i], CENT) if n[i] else 1.0
+        for at, i in _Z:
+            if n[i] > 1:
+                x[at] = _zscore(card, amount, lo[i], end, sums[i])
+        for at, cap in _SINCE:
+            x[at] = ts - previous[0] if previous else cap
+        for at, i in _DISTINCT:
+            x[at] = float(len({r[2] for r in card.rows[lo[i]:end]}) if n[i] > 1 else n[i])
+        for at in _NEW:
+            x[at] = 0.0 if seen is not None and seen < ts else 1.0
+        if previous is not None:
+            for at in _COUNTRY:
+                x[at] = float(previous[3] != country)
+            for at in _CHANNEL:
+                x[at] = float(previous[4] != channel)
         card.insert((ts, amount, merchant_id, country, channel, tx_id), end)
-        if lo[-1] > _CARD_TRIM:  # the widest window has moved on: forget what it left behind
-            card.forget_before(lo[-1])
-        if first is None:
+        if lo[_WIDEST] > _CARD_TRIM:  # the widest window has moved on: forget what it left behind
+            card.forget_before(lo[_WIDEST])
+        if seen is None:
             self.first_seen[card_id, merchant_id] = ts
         m = self.merchants.get(merchant_id)
         if m is None:
@@ -183,22 +209,27 @@ class IncrementalFeatures:
         self._merchant(x, m, ts, hour)
         return x
 
-    def _merchant(self, x: dict[str, float], m: _Merchant, ts: float, hour: int) -> None:
+    def _merchant(self, x: list[float], m: _Merchant, ts: float, hour: int) -> None:
         hours, counts = m.hours, m.counts
         end = len(hours) - 1 if hours and hours[-1] == hour else len(hours)  # whole earlier hours only
-        for name, h in _MERCHANT_COUNTS:
-            x[name] = float(counts[end] - counts[bisect_left(hours, hour - h, 0, end)])
-        for name, w in _MERCHANT_RATES:
-            seen = counts[end] - counts[bisect_left(hours, hour - w // HOUR, 0, end)]
-            x[name] = _known(m.frauds, ts, w) / seen if seen else 0.0
-        for name, w in _MERCHANT_SHARES:
-            labelled = _known_hours(m.labels, hour, w // HOUR)
-            x[name] = _known_hours(m.frauds, hour, w // HOUR) / labelled if labelled else 0.0
-        for name, w in _MERCHANT_LABELS:
-            x[name] = float(_known_hours(m.labels, hour, w // HOUR))
+        last = counts[end]
+        for at, h in _MERCHANT_COUNTS:
+            x[at] = float(last - counts[bisect_left(hours, hour - h, 0, end)])
+        if m.frauds:
+            for at, w, h in _MERCHANT_RATES:
+                seen = last - counts[bisect_left(hours, hour - h, 0, end)]
+                if seen:
+                    x[at] = _known(m.frauds, ts, w) / seen
+        if m.labels:
+            for at, h in _SHARES:
+                labelled = _known_hours(m.labels, hour, h)
+                if labelled:
+                    x[at] = _known_hours(m.frauds, hour, h) / labelled
+            for at, h in _LABELS:
+                x[at] = float(_known_hours(m.labels, hour, h))
         if end == len(hours):
             hours.append(hour)
-            counts.append(counts[-1])
+            counts.append(last)
         counts[-1] += 1
         if len(hours) > _TRIM and hours[_TRIM] < hour - _MERCHANT_KEEP_S // HOUR:
             k = bisect_left(hours, hour - _MERCHANT_KEEP_S // HOUR)
@@ -215,9 +246,7 @@ class IncrementalFeatures:
 
 
 def _zscore(card: _Card, amount: float, lo: int, end: int, total: float) -> float:
-    n = end - lo
-    if n < 2:
-        return 0.0
+    n = end - lo  # at least 2
     if card.changes[end] == card.changes[lo + 1]:  # equal amounts: exactly 0, as the reference's dust test gives
         return 0.0
     mean = total / n

@@ -21,9 +21,11 @@ amount in [0, max_amount]): currency or country codes are not checked here.
 
 from __future__ import annotations
 
+import gc
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
@@ -68,60 +70,80 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
         out.scores[spec.name] = array("f")
         names = FEATURE_SET_NAMES[spec.options.get("features", "base")]
         if spec.kind in BATCH_KINDS:
-            batch.append(BatchArm(spec, settings, names, out.scores[spec.name]))
+            batch.append(BatchArm(spec, settings, engine.names, names, out.scores[spec.name]))
         elif spec.kind == "twin":
-            batch.append(TwinArm(spec, settings, names, out.scores[spec.name]))
+            batch.append(TwinArm(spec, settings, engine.names, names, out.scores[spec.name]))
         else:
-            everything = names == FEATURE_NAMES
-            online.append((OnlineArm(spec, settings, None if everything else names), out.scores[spec.name]))
-    waiting: dict[str, tuple[float, dict[str, float], str]] = {}  # tx_id → what its label joins to
+            online.append((OnlineArm(spec, settings, engine.names, names), out.scores[spec.name]))
+    waiting: dict[str, tuple[float, list[float], str]] = {}  # tx_id → what its label joins to
     seen: set[str] = set()  # ingest's dedup, forgetting after its TTL (here in event time)
     remembered: deque[tuple[float, str]] = deque()
     cards, refused = out.cards, out.refused
     ts_col, card_col, label_col = out.ts, out.card, out.label
+    features, ttl_s = engine.values, settings.dedup_ttl_s
     n = 0
-    for event in events:
-        if event[0] == "label":
-            labelled_at, tx_id, is_fraud = event[1]
-            joined = waiting.pop(tx_id, None)
-            if joined is None:
-                refused["label of an unknown or refused tx_id"] = refused.get("label of an unknown or refused tx_id",
-                                                                               0) + 1
+    # River's forests copy themselves at every version and their trees may hold cycles; the
+    # rest of the pass (tuples, lists, floats) holds none, so reference counting frees it all
+    # and the cyclic collector would only rescan the live state, again and again (a third of
+    # the time on a long file).
+    with _collector(any(spec.kind in ("arf", "amf") for spec in arms)):
+        for event in events:
+            if event[0] == "label":
+                labelled_at, tx_id, is_fraud = event[1]
+                joined = waiting.pop(tx_id, None)
+                if joined is None:
+                    refused[UNKNOWN] = refused.get(UNKNOWN, 0) + 1
+                    continue
+                ts, x, merchant = joined
+                engine.apply_label(merchant, labelled_at, is_fraud)
+                for online_arm, _ in online:
+                    online_arm.learn(tx_id, x, is_fraud, ts)
+                for batch_arm in batch:
+                    batch_arm.learn(tx_id, x, is_fraud, ts)
                 continue
-            ts, x, merchant = joined
-            engine.apply_label(merchant, labelled_at, is_fraud)
-            for online_arm, _ in online:
-                online_arm.learn(tx_id, x, is_fraud, ts)
+            row = event[1]
+            tx_id = row.tx_id
+            if tx_id in seen:
+                refused["duplicate"] = refused.get("duplicate", 0) + 1
+                continue
+            seen.add(tx_id)
+            remembered.append((row.ts, tx_id))
+            while remembered[0][0] < row.ts - ttl_s:
+                seen.discard(remembered.popleft()[1])
+            x = features(tx_id, row.ts, row.card, row.merchant, row.amount, row.country, row.channel)
+            for online_arm, scores in online:
+                scores.append(online_arm.score(x))
             for batch_arm in batch:
-                batch_arm.learn(tx_id, x, is_fraud, ts)
-            continue
-        row = event[1]
-        if row.tx_id in seen:
-            refused["duplicate"] = refused.get("duplicate", 0) + 1
-            continue
-        seen.add(row.tx_id)
-        remembered.append((row.ts, row.tx_id))
-        while remembered[0][0] < row.ts - settings.dedup_ttl_s:
-            seen.discard(remembered.popleft()[1])
-        x = engine.apply(row.tx_id, row.ts, row.card, row.merchant, row.amount, row.country, row.channel)
-        for online_arm, scores in online:
-            scores.append(online_arm.score(x))
+                batch_arm.score_later(x, row.ts)
+            if row.label is not None:
+                waiting[tx_id] = (row.ts, x, row.merchant)
+            ts_col.append(row.ts)
+            card_col.append(cards.setdefault(row.card, len(cards)))
+            label_col.append(-1 if row.label is None else int(row.label))
+            if out.tx_ids is not None:
+                out.tx_ids.append(tx_id)
+            if out.features is not None:
+                out.features[tx_id] = dict(zip(engine.names, x))
+            n += 1
+            if on_progress and n % 20_000 == 0:
+                on_progress(n)
         for batch_arm in batch:
-            batch_arm.scores.append(0.0)
-            batch_arm.score_later(n, x, row.ts)
-        if row.label is not None:
-            waiting[row.tx_id] = (row.ts, x, row.merchant)
-        ts_col.append(row.ts)
-        card_col.append(cards.setdefault(row.card, len(cards)))
-        label_col.append(-1 if row.label is None else int(row.label))
-        if out.tx_ids is not None:
-            out.tx_ids.append(row.tx_id)
-        if out.features is not None:
-            out.features[row.tx_id] = x
-        n += 1
-        if on_progress and n % 20_000 == 0:
-            on_progress(n)
-    for batch_arm in batch:
-        batch_arm.finish()
+            batch_arm.finish()
     out.versions = {arm.name: arm.versions for arm, _ in online} | {arm.name: arm.versions for arm in batch}
     return out
+
+
+UNKNOWN = "label of an unknown or refused tx_id"
+
+
+@contextmanager
+def _collector(needed: bool) -> Iterator[None]:
+    """The cyclic garbage collector off for the pass, unless ``needed``."""
+    was = gc.isenabled()
+    if not needed:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

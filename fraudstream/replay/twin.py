@@ -58,11 +58,13 @@ class LinearTwin:
 
     def learn(self, x: np.ndarray, y: bool) -> None:
         self.count += 1
-        old = self.mean
-        self.mean = old + (x - old) / self.count
-        self.var = self.var + ((x - old) * (x - self.mean) - self.var) / self.count
-        std = np.sqrt(self.var)
-        z = np.clip(np.divide(x - self.mean, std, out=np.zeros_like(x), where=std > 0), -self.clip_sd, self.clip_sd)
+        mean, var = self.mean, self.var  # updated in place: the same arithmetic, fewer arrays
+        d = x - mean
+        mean += d / self.count
+        var += (d * (x - mean) - var) / self.count
+        std = np.sqrt(var)
+        z = np.divide(x - mean, std, out=np.zeros_like(x), where=std > 0)
+        np.clip(z, -self.clip_sd, self.clip_sd, out=z)
         g = _log_gradient(y, float(self.weights @ z) + self.intercept)
         self.intercept -= INTERCEPT_LR * g
         self.weights = self.weights - self.lr * (z * g + self.l2 * self.weights)

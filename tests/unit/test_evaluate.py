@@ -3,6 +3,7 @@ score every transaction, bad rows are refused with a reason, a zero amount is a 
 
 from __future__ import annotations
 
+import gc
 import io
 
 import pytest
@@ -45,6 +46,7 @@ def test_the_twin_scores_every_transaction_as_the_services_model(history):
     assert list(out.scores["twin"]) == pytest.approx(list(out.scores["champion"]), rel=1e-5, abs=1e-7)  # float32
     assert all(0.0 <= s <= 1.0 for s in out.scores["hgb"]) and len(set(out.scores["hgb"])) > 100
     assert out.tx_ids[-1].endswith("-zero")
+    assert gc.isenabled()  # off for the pass only
 
 
 def test_arms_are_refused_with_the_reason():

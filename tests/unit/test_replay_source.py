@@ -79,3 +79,52 @@ def test_the_stream_reorders_a_little_and_refuses_what_comes_too_late():
     order = [(kind, item[1]) for kind, item in stream]
     assert order == [("tx", "t1"), ("label", "t1"), ("tx", "t2"), ("label", "t2"), ("tx", "t3"), ("label", "t3")]
     assert stream.refused == {"late": 1} and (stream.transactions, stream.labels, stream.frauds) == (3, 3, 1)
+
+
+def test_the_stream_orders_as_one_priority_queue_would():
+    """The reorder buffer (rows in order on a queue, the others on a heap) emits what a
+    single heap of ``reorder`` rows would: rows displaced by less than that in order, the
+    rest refused as late; labels after their delay, ties in file order."""
+    import heapq
+    import random
+
+    from fraudstream.replay.source import Stream
+
+    rng = random.Random(3)
+    times = sorted(rng.randrange(0, 400) for _ in range(600))  # many equal times
+    rows = [(f"t{i}", t) for i, t in enumerate(times)]
+    for i in range(len(rows) - 1):  # local disorder, and now and then a row far out of place
+        if rng.random() < 0.3:
+            j = min(len(rows) - 1, i + rng.choice((1, 2, 5, 40)))
+            rows[i], rows[j] = rows[j], rows[i]
+    text = "tx_id,ts,card_id,merchant_id,amount,is_fraud\n" + "".join(
+        f"{tx},{1767225600 + t},c{i % 7},m1,5,{i % 3 == 0:d}\n" for i, (tx, t) in enumerate(rows))
+
+    def one_heap(reorder: int, delay: float) -> list[tuple[str, str]]:
+        buffer: list = []
+        due: list = []
+        out, last = [], -1.0
+        pending = [(1767225600.0 + t, line, tx, i % 3 == 0) for line, (i, (tx, t)) in enumerate(enumerate(rows), 2)]
+        for k in range(len(pending) + reorder):
+            if k < len(pending):
+                heapq.heappush(buffer, pending[k])
+                if len(buffer) <= reorder:
+                    continue
+            if not buffer:
+                break
+            ts, line, tx, fraud = heapq.heappop(buffer)
+            if ts < last:
+                continue
+            last = ts
+            while due and due[0][0] < ts:
+                out.append(("label", heapq.heappop(due)[2]))
+            out.append(("tx", tx))
+            heapq.heappush(due, (ts + delay, line, tx))
+        return out + [("label", heapq.heappop(due)[2]) for _ in range(len(due))]
+
+    for reorder in (1, 8, 100):
+        stream = Stream(io.StringIO(text), label_delay_s=30, reorder=reorder)
+        got = [(kind, item[1]) for kind, item in stream]
+        want = one_heap(reorder, 30.0)
+        assert got == want, reorder
+        assert stream.refused.get("late", 0) == len(rows) - sum(kind == "tx" for kind, _ in want)
