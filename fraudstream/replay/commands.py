@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Queue
 from typing import Annotated
 
 import typer
@@ -184,12 +184,13 @@ def replay(
 
 
 class ScoresFile(AbstractContextManager):
-    """The --scores-out file, written as the scores come (a thread writes the rows; the
-    replay does not wait for the disk). Entered, it is the replay's ``on_scored``, or None."""
+    """The --scores-out file, written as the scores come by a thread of its own, at most
+    ``backlog`` rows behind (the replay waits beyond: memory stays bounded). Entered, it is
+    the replay's ``on_scored``, or None."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, backlog: int = 10_000):
         self.path = path
-        self.queue: SimpleQueue = SimpleQueue()
+        self.queue: Queue = Queue(maxsize=backlog)
         self.writer: threading.Thread | None = None
 
     def __enter__(self):

@@ -30,6 +30,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import orjson
 
@@ -94,6 +95,47 @@ class Scores:
                             None if label < 0 else bool(label))
 
 
+V = TypeVar("V")
+
+
+class FirstIn(Generic[V]):
+    """Values by key, taken in the order put, with no list per key: a list each would be one
+    more object for the garbage collector to walk per pending label (at a 7-day delay, most of
+    the replay's own time went to collections). A repeated key is the rare case.
+
+    >>> q = FirstIn[str]()
+    >>> q.put("t1", "a"); q.put("t2", "b"); q.put("t1", "c")
+    >>> q.take("t1"), "t1" in q, q.take("t1"), "t1" in q, len(q)
+    ('a', True, 'c', False, 1)
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, V] = {}
+        self.later: dict[str, deque[V]] = {}
+
+    def put(self, key: str, value: V) -> None:
+        if key in self.first:
+            self.later.setdefault(key, deque()).append(value)
+        else:
+            self.first[key] = value
+
+    def take(self, key: str) -> V:
+        """The oldest value of ``key`` (KeyError if none)."""
+        value = self.first.pop(key)
+        later = self.later.get(key)
+        if later:
+            self.first[key] = later.popleft()
+            if not later:
+                del self.later[key]
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.first
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
 @dataclass(slots=True)
 class Pending:
     """A transaction sent and not yet written off: scored, or refused (``score`` stays NaN)."""
@@ -125,13 +167,13 @@ class Ledger:
     def __init__(self, outcome: Outcome, on_scored: Callable[[Row, float, str], None] | None = None):
         self.outcome, self.on_scored = outcome, on_scored
         self.window: deque[Pending] = deque()
-        self.waiting: dict[str, list[Pending]] = {}
+        self.waiting = FirstIn[Pending]()
         """tx_id → its copies in flight, oldest first (a repeated id is ingest's to refuse)."""
 
     def sent(self, row: Row) -> None:
         entry = Pending(row)
         self.window.append(entry)
-        self.waiting.setdefault(row.tx_id, []).append(entry)
+        self.waiting.put(row.tx_id, entry)
 
     def handled(self, tx_id: str) -> bool:
         return tx_id not in self.waiting
@@ -141,12 +183,9 @@ class Ledger:
         return self.outcome.sent_tx - self.outcome.done
 
     def resolve(self, tx_id: str, score: float = math.nan, version: str = "") -> None:
-        copies = self.waiting.get(tx_id)
-        if not copies:
+        if tx_id not in self.waiting:
             return  # a second copy of a score (at-least-once), or a transaction not of this replay
-        entry = copies.pop(0)
-        if not copies:
-            del self.waiting[tx_id]
+        entry = self.waiting.take(tx_id)
         entry.score, entry.version, entry.done = score, version, True
         self.outcome.done += 1
         while self.window and self.window[0].done:
@@ -264,7 +303,7 @@ async def replay(settings: Settings, events: Iterable[StreamEvent], *, columns: 
     tx_topic, label_topic = settings.topic(TRANSACTIONS_RAW), settings.topic(LABELS_RAW)
     # The card of each label not yet due (a label's key and body need it): the live state
     # of a replay, as many as the label delay holds.
-    due_cards: dict[str, list[str]] = {}
+    due_cards = FirstIn[str]()
     # What lags behind is kept while earlier transactions wait: bounded too.
     window_cap = 4 * max_in_flight
 
@@ -289,7 +328,7 @@ async def replay(settings: Settings, events: Iterable[StreamEvent], *, columns: 
         for row in rows:
             ledger.sent(row)
             if row.label is not None:
-                due_cards.setdefault(row.tx_id, []).append(row.card)
+                due_cards.put(row.tx_id, row.card)
         outcome.sent_tx += len(rows)
         outcome.sent_labels += len(labels)
         sending = asyncio.create_task(sender.send(records))  # acked while the next part is read
@@ -313,10 +352,7 @@ async def replay(settings: Settings, events: Iterable[StreamEvent], *, columns: 
             if tx_id not in due_cards:  # its transaction is in this part: sent (and registered) first
                 await send(records, rows, labels)
                 records, rows, labels = [], [], []
-            cards = due_cards[tx_id]
-            card = cards.pop(0)
-            if not cards:
-                del due_cards[tx_id]
+            card = due_cards.take(tx_id)
             records.append(Out(label_topic, card.encode(), label_json(labelled_at, tx_id, card, is_fraud)))
             labels.append(tx_id)
         if records:
