@@ -1,5 +1,5 @@
 """SIGTERM stops a command that started its own local stack and services, and leaves nothing
-behind: ``replay`` mid-run and ``bench`` once its services run each exit within a deadline,
+behind: ``replay`` mid-run, and ``bench`` and the demo once their services run, each exit within a deadline,
 and no process of theirs (services, Tansu, a redis-server they started) is left.
 
 The command runs in a session of its own, so every process it started shares its process
@@ -83,7 +83,8 @@ def own_stack_env() -> dict[str, str]:
     return clean | {"FRAUDSTREAM_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
 
 
-def assert_sigterm_leaves_nothing(command: Command, running) -> None:
+def assert_sigterm_leaves_nothing(command: Command, running) -> int:
+    """SIGTERM once ``running(command, members)`` says so; the exit code."""
     pgid = command.proc.pid
     try:
         started = until(lambda: running(command, group_members(pgid)), START_DEADLINE_S,
@@ -96,7 +97,7 @@ def assert_sigterm_leaves_nothing(command: Command, running) -> None:
         command.kill_group()  # only if the test failed: nothing is left otherwise
     print(f"\nstopped {len(started)} processes; exit {code}; last lines: {command.lines[-3:]}")
     assert any("tansu" in c for c in started.values()) and any("redis-server" in c for c in started.values())
-    assert code != 0, "the command finished before it was stopped"
+    return code
 
 
 def _with_stack_and(services: int):
@@ -117,10 +118,15 @@ def test_sigterm_stops_a_replay_and_everything_it_started(tmp_path):
     def mid_replay(c: Command, members: dict[int, str]):
         return services(c, members) if c.said("replayed ") else None  # a progress line: scores came back
 
-    assert_sigterm_leaves_nothing(command, mid_replay)
-    assert command.proc.returncode == 130 and command.said("interrupted")
+    assert assert_sigterm_leaves_nothing(command, mid_replay) == 130 and command.said("interrupted")
 
 
 def test_sigterm_stops_a_bench_and_everything_it_started():
     command = Command("bench", "pipeline", env=own_stack_env())
-    assert_sigterm_leaves_nothing(command, _with_stack_and(2))  # two started, the first waits for them
+    assert assert_sigterm_leaves_nothing(command, _with_stack_and(2)) == 130  # two started, the first waits
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started():
+    command = Command("up", "--rate", "50", env=own_stack_env())  # runs until stopped
+    assert assert_sigterm_leaves_nothing(command, _with_stack_and(3)) == 0  # the demo's own way: stop and say so
+    assert command.said("stopped; services and the local stack are shut down")
