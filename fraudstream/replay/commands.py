@@ -186,32 +186,45 @@ def replay(
 class ScoresFile(AbstractContextManager):
     """The --scores-out file, written as the scores come by a thread of its own, at most
     ``backlog`` rows behind (the replay waits beyond: memory stays bounded). Entered, it is
-    the replay's ``on_scored``, or None."""
+    the replay's ``on_scored``, or None. A failed write is raised on exit."""
 
     def __init__(self, path: Path | None, backlog: int = 10_000):
         self.path = path
         self.queue: Queue = Queue(maxsize=backlog)
         self.writer: threading.Thread | None = None
+        self.error: BaseException | None = None
 
     def __enter__(self):
         if self.path is None:
             return None
-        from fraudstream.evaluation.report import write_scores
+        from fraudstream.evaluation.report import ScoredRow
 
-        self.writer = threading.Thread(target=write_scores, args=(iter(self.queue.get, None), self.path), daemon=True)
+        self.row = ScoredRow
+        self.writer = threading.Thread(target=self._write, args=(self.path,), daemon=True)
         self.writer.start()
         return self.put
 
-    def put(self, row, score: float, version: str) -> None:
-        from fraudstream.evaluation.report import ScoredRow
+    def _write(self, path: Path) -> None:
+        from fraudstream.evaluation.report import write_scores
 
-        self.queue.put(ScoredRow(row.tx_id, datetime.fromtimestamp(row.ts, UTC), row.card, row.merchant, score,
-                                 version, row.label))
+        rows = iter(self.queue.get, None)
+        try:
+            write_scores(rows, path)
+        except Exception as exc:  # raised in the replay's thread on exit
+            self.error = exc
+            for _ in rows:  # keep taking, so that the replay never waits on a dead writer
+                pass
+
+    def put(self, row, score: float, version: str) -> None:
+        self.queue.put(self.row(row.tx_id, datetime.fromtimestamp(row.ts, UTC), row.card, row.merchant, score,
+                                version, row.label))
 
     def __exit__(self, *exc) -> None:
         if self.writer is not None:
             self.queue.put(None)
             self.writer.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
 
 
 @dataclass
