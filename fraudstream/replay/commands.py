@@ -158,7 +158,7 @@ def replay(
             replayed = Replayed(stream, columns, max_in_flight, on_scored, file)
             outcome = asyncio.run(replayed.run(Settings())) if external else _replay_locally(replayed, delay_s)
     except KeyboardInterrupt:
-        typer.echo("interrupted: the replay's services and local stack are stopped", err=True)
+        typer.echo("interrupted: stopped what the replay started (services, broker, Redis)", err=True)
         raise typer.Exit(130) from None
     rate = outcome.sent_tx / outcome.wall_s if outcome.wall_s else 0.0
     scores = outcome.scores

@@ -90,6 +90,8 @@ class Bar(AbstractContextManager):
         self.bar.update(max(0, min(done, self.bar.length) - self.bar.pos))
 
     def __exit__(self, *exc) -> None:
+        if exc[0] is None:  # done: the whole file, whatever the estimate said
+            self.bar.update(self.bar.length - self.bar.pos)
         self.bar.__exit__(*exc)
 
 

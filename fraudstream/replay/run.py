@@ -283,6 +283,51 @@ def label_json(labelled_at: float, tx_id: str, card: str, is_fraud: bool) -> byt
                          "source": "chargeback" if is_fraud else "analyst"})
 
 
+@dataclass
+class Part:
+    """Events sent together, in event-time order."""
+
+    records: list[Out] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    """Its transactions."""
+    labels: list[str] = field(default_factory=list)
+    """The tx_ids of its labels: each transaction was in an earlier part."""
+
+
+def parts(events: Iterable[StreamEvent], tx_topic: str, label_topic: str, chunk: int,
+          columns: Columns = DEFAULT_COLUMNS) -> Iterator[Part]:
+    """The events as parts of at most ``chunk``, cut before a label whose transaction is in
+    the part (the label has to wait for that transaction's score). Holds the card of each
+    label not yet due (its key and body need it): as many as one label delay.
+
+    >>> row = lambda tx, ts: Row(ts, tx, "c1", "m1", 1.0, "FR", "pos", True)
+    >>> events = [("tx", row("t1", 0.0)), ("tx", row("t2", 1.0)), ("label", (5.0, "t1", True)),
+    ...           ("tx", row("t3", 6.0)), ("label", (6.0, "t2", False)), ("label", (11.0, "t3", False))]
+    >>> [([r.tx_id for r in p.rows], p.labels) for p in parts(events, "tx", "lb", chunk=2)]
+    [(['t1', 't2'], []), (['t3'], ['t1']), ([], ['t2', 't3'])]
+    """
+    due_cards = FirstIn[str]()
+    part, in_part = Part(), set[str]()
+    for kind, item in events:
+        if kind == "label" and item[1] in in_part or len(part.records) >= chunk:
+            yield part
+            part, in_part = Part(), set[str]()
+        if kind == "tx":
+            row: Row = item  # type: ignore[assignment]
+            part.records.append(Out(tx_topic, row.card.encode(), transaction_json(row, columns)))
+            part.rows.append(row)
+            in_part.add(row.tx_id)
+            if row.label is not None:
+                due_cards.put(row.tx_id, row.card)
+            continue
+        labelled_at, tx_id, is_fraud = item  # type: ignore[misc]
+        card = due_cards.take(tx_id)
+        part.records.append(Out(label_topic, card.encode(), label_json(labelled_at, tx_id, card, is_fraud)))
+        part.labels.append(tx_id)
+    if part.records:
+        yield part
+
+
 async def replay(settings: Settings, events: Iterable[StreamEvent], *, columns: Columns = DEFAULT_COLUMNS,
                  max_in_flight: int = 20_000, chunk: int = 2_000, stalled_s: float = 60.0,
                  on_progress: Callable[[Outcome], None] | None = None,
@@ -301,9 +346,6 @@ async def replay(settings: Settings, events: Iterable[StreamEvent], *, columns: 
     producer = make_producer(settings, linger_ms=20)
     await producer.start()
     tx_topic, label_topic = settings.topic(TRANSACTIONS_RAW), settings.topic(LABELS_RAW)
-    # The card of each label not yet due (a label's key and body need it): the live state
-    # of a replay, as many as the label delay holds.
-    due_cards = FirstIn[str]()
     # What lags behind is kept while earlier transactions wait: bounded too.
     window_cap = 4 * max_in_flight
 
@@ -316,47 +358,24 @@ async def replay(settings: Settings, events: Iterable[StreamEvent], *, columns: 
     sender = Sender(producer)
     sending: asyncio.Task | None = None
 
-    async def send(records: list[Out], rows: list[Row], labels: list[str]) -> None:
+    async def send(part: Part) -> None:
         nonlocal sending
         if sending is not None:
             await sending  # one send at a time: the records of a partition stay in order
             sending = None
         await wait(lambda: ledger.unresolved < max_in_flight and len(ledger.window) < window_cap,
                    "the pipeline to catch up")
-        if labels:
-            await wait(lambda: all(ledger.handled(t) for t in labels), "the scores of labelled transactions")
-        for row in rows:
+        if part.labels:
+            await wait(lambda: all(ledger.handled(t) for t in part.labels), "the scores of labelled transactions")
+        for row in part.rows:
             ledger.sent(row)
-            if row.label is not None:
-                due_cards.put(row.tx_id, row.card)
-        outcome.sent_tx += len(rows)
-        outcome.sent_labels += len(labels)
-        sending = asyncio.create_task(sender.send(records))  # acked while the next part is read
+        outcome.sent_tx += len(part.rows)
+        outcome.sent_labels += len(part.labels)
+        sending = asyncio.create_task(sender.send(part.records))  # acked while the next part is read
 
     try:
-        # A part never holds a label together with its own transaction: the label has to wait
-        # for that transaction's score, so the part is cut before it.
-        records: list[Out] = []
-        rows: list[Row] = []
-        labels: list[str] = []
-        for kind, item in events:
-            if kind == "tx":
-                row: Row = item  # type: ignore[assignment]
-                if len(records) >= chunk:
-                    await send(records, rows, labels)
-                    records, rows, labels = [], [], []
-                records.append(Out(tx_topic, row.card.encode(), transaction_json(row, columns)))
-                rows.append(row)
-                continue
-            labelled_at, tx_id, is_fraud = item  # type: ignore[misc]
-            if tx_id not in due_cards:  # its transaction is in this part: sent (and registered) first
-                await send(records, rows, labels)
-                records, rows, labels = [], [], []
-            card = due_cards.take(tx_id)
-            records.append(Out(label_topic, card.encode(), label_json(labelled_at, tx_id, card, is_fraud)))
-            labels.append(tx_id)
-        if records:
-            await send(records, rows, labels)
+        for part in parts(events, tx_topic, label_topic, chunk, columns):
+            await send(part)
         if sending is not None:
             await sending
         await wait(lambda: not ledger.waiting, "the last scores")

@@ -154,7 +154,9 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
     # scores within 0.02; in other runs 0.127 vs 0.132 and 0.154 vs 0.132, 87-90 %).
     replayed = {t: score for t, (score, _) in scored.items()}
     offline_scores = dict(zip(offline.tx_ids, offline.scores["champion"]))
-    assert len({v for _, v in scored.values()}) >= 5 and offline.versions["champion"] >= 5
+    # How many versions scoring meets depends on how the learner's batches fall (one publish
+    # per batch past the count), so on timing: 3 to 8 seen; untrained and two published at least.
+    assert len({v for _, v in scored.values()}) >= 3 and offline.versions["champion"] >= 5
     ap_replay = average_precision([(replayed[t], truth[t], 1.0) for t in truth])
     ap_offline = average_precision([(offline_scores[t], truth[t], 1.0) for t in truth])
     close = sum(math.isclose(replayed[t], offline_scores[t], abs_tol=0.02) for t in truth) / N

@@ -1,5 +1,6 @@
-"""The replay's bookkeeping without a broker: transactions leave the ledger in the order sent
-once scored or refused, each once, and the scores file gets them as they leave."""
+"""The replay's bookkeeping without a broker: events go in bounded parts in their order,
+transactions leave the ledger in the order sent once scored or refused, each once, and the
+scores file gets them as they leave."""
 
 from __future__ import annotations
 
@@ -8,12 +9,30 @@ import csv
 import pytest
 
 from fraudstream.replay.commands import ScoresFile
-from fraudstream.replay.run import Ledger, Outcome
+from fraudstream.replay.run import Ledger, Outcome, parts
 from fraudstream.replay.source import Row
 
 
 def row(tx_id: str, ts: float, label: bool | None = False) -> Row:
     return Row(ts, tx_id, "c" + tx_id, "m1", 1.0, "FR", "pos", label)
+
+
+def test_parts_are_bounded_even_where_the_file_ends_in_labels_and_keep_the_order():
+    """The last label delay of a file is labels only: they once went as one part of them all."""
+    events = [("tx", row(f"t{i}", float(i))) for i in range(10)]
+    events += [("label", (100.0 + i, f"t{i}", i == 4)) for i in range(10)]
+    cut = list(parts(events, "raw", "labels", chunk=3))
+    assert [len(p.records) for p in cut] == [3, 3, 3, 3, 3, 3, 2]
+    assert [r.key for p in cut for r in p.records] == [f"ct{i}".encode() for i in range(10)] * 2
+    assert [t for p in cut for t in p.labels] == [f"t{i}" for i in range(10)]
+    assert all(not {r.tx_id for r in p.rows} & set(p.labels) for p in cut)
+
+
+def test_a_label_due_with_its_transaction_goes_in_the_next_part():
+    events = [("tx", row("t1", 0.0)), ("label", (0.0, "t1", True)), ("tx", row("t2", 1.0))]
+    cut = list(parts(events, "raw", "labels", chunk=100))
+    assert [([r.tx_id for r in p.rows], p.labels) for p in cut] == [(["t1"], []), (["t2"], ["t1"])]
+    assert cut[1].records[0].topic == "labels" and b'"is_fraud":true' in cut[1].records[0].value
 
 
 def test_scores_leave_in_the_order_sent_each_once_refusals_left_out():
