@@ -14,9 +14,12 @@ Processes on one host cannot share a port, so with ``metrics_base`` each service
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -56,3 +59,21 @@ def stop_services(procs: list[subprocess.Popen], grace_s: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the command as Ctrl-C does. Python's default for SIGTERM is to die at once,
+    running no ``finally``, so the services and the local stack a command started would be left
+    running; as SIGINT it raises KeyboardInterrupt (inside ``asyncio.run``: cancels the main
+    task first), and the blocks that stop them run. A second SIGTERM while they stop is ignored."""
+
+    def interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

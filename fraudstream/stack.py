@@ -114,6 +114,7 @@ class LocalStack:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="fraudstream-stack-"))
         self.processes: list[subprocess.Popen] = []
         self.settings = settings
+        self.own_redis = False
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -163,6 +164,7 @@ class LocalStack:
             log.info("redis: using %s", self.base.redis_url)
             return self.base.redis_url
         port = free_port()
+        self.own_redis = True
         cmd = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", str(self.workdir)]
         self.processes.append(
@@ -179,9 +181,11 @@ class LocalStack:
         return url
 
     def stop(self) -> None:
-        if self.settings is not self.base and redis_answers(self.settings.redis_url):
+        # A shared Redis keeps no keys of ours; a redis-server of our own (no persistence)
+        # takes them with it, and deleting a long replay's millions of keys first took minutes.
+        if self.settings is not self.base and not self.own_redis and redis_answers(self.settings.redis_url):
             with closing(redis.Redis.from_url(self.settings.redis_url)) as r:
-                for batch in _chunks(r.scan_iter(match=f"{self.settings.redis_prefix}:*", count=1000), 1000):
+                for batch in _chunks(r.scan_iter(match=f"{self.settings.redis_prefix}:*", count=10_000), 10_000):
                     r.unlink(*batch)
         for proc in reversed(self.processes):
             proc.terminate()

@@ -49,12 +49,13 @@ def bench(
     import json
 
     from fraudstream.bench import DEFAULT_EVENTS, STAGES, run_bench
+    from fraudstream.processes import sigterm_as_interrupt
     from fraudstream.stack import LocalStack
 
     if stage not in STAGES:
         raise typer.BadParameter(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
     base = Settings(session_timeout_ms=3000, heartbeat_interval_ms=500, log_level="WARNING")
-    with LocalStack(base) as stack:
+    with sigterm_as_interrupt(), LocalStack(base) as stack:  # SIGTERM stops the services and the stack too
         figures = asyncio.run(run_bench(stack.settings, stack.env(), stack.workdir, stage,
                                         events or DEFAULT_EVENTS[stage], offered, latency_seconds))
     typer.echo(json.dumps(dataclasses.asdict(figures)) if as_json else "\n".join(figures.lines()))

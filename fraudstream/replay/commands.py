@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import io
+import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Queue
 from typing import Annotated
 
 import typer
 
-from fraudstream.replay.source import Columns, Source, parse_duration, read
-from services.scoring.models import UNTRAINED
+from fraudstream.replay.source import Columns, Stream, parse_duration
 from shared.settings import Settings
 
 REPLAY_SERVICES = ["ingest", "features", "scoring", "learner"]
@@ -61,20 +63,6 @@ def as_env(overrides: dict[str, float]) -> dict[str, str]:
     return {f"FRAUDSTREAM_{name.upper()}": str(value) for name, value in overrides.items()}
 
 
-@contextmanager
-def progress_bar(length: int):
-    """A progress bar and the function that moves it to ``done`` (counts only go up)."""
-    with typer.progressbar(length=length, label="scored", show_pos=True) as bar:
-        shown = 0
-
-        def advance(done: int) -> None:
-            nonlocal shown
-            bar.update(done - shown)
-            shown = done
-
-        yield advance
-
-
 def why_untrained(times: list[float], labels: list[tuple[float, bool]], delay_s: float, publish_every: int,
                   genuine_rate: float) -> str:
     """Why every score came from an untrained model, in words: what a user sees instead of an
@@ -113,35 +101,21 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
 
 
-def _load(file: Path, columns: Columns, label_delay: str) -> tuple[Source, float]:
-    delay_s = parse_duration(label_delay)
-    began = time.monotonic()
-    source = read(file, columns, delay_s)
-    typer.echo(f"read {source.transactions:,} transactions and {source.labels:,} labels ({source.frauds:,} frauds) "
-               f"from {file} in {time.monotonic() - began:.1f}s"
-               + (f"; {source.unplaced:,} rows without a usable time go first, for ingest to refuse" if source.unplaced
-                  else ""))
-    return source, delay_s
-
-
-def _rows(source: Source, scores: dict[str, tuple[float, str]]):
-    from fraudstream.evaluation.report import ScoredRow
-
-    rows = [ScoredRow(tx_id, datetime.fromtimestamp(ts, UTC), card, merchant, scores[tx_id][0], scores[tx_id][1],
-                      label)
-            for tx_id, (ts, card, merchant, label) in source.truth.items() if tx_id in scores]
-    rows.sort(key=lambda r: r.time)
-    return rows
-
-
 def _finish(rows, scores_out: Path | None, report_json: Path | None, plots: Path | None,
             start: datetime | None, end: datetime | None) -> None:
-    from fraudstream.evaluation.outputs import write_outputs
-    from fraudstream.evaluation.report import build_report, write_scores
+    from fraudstream.evaluation.report import write_scores
 
     if scores_out:
-        write_scores(rows, scores_out)
-        typer.echo(f"wrote {len(rows):,} scores to {scores_out}")
+        written = write_scores(rows, scores_out)
+        typer.echo(f"wrote {written:,} scores to {scores_out}")
+    _report(rows, report_json, plots, start, end)
+
+
+def _report(rows, report_json: Path | None, plots: Path | None, start: datetime | None,
+            end: datetime | None) -> None:
+    from fraudstream.evaluation.outputs import write_outputs
+    from fraudstream.evaluation.report import build_report
+
     if not any(r.label is not None for r in rows):
         typer.echo("no labels in the file: nothing to evaluate")
         return
@@ -170,38 +144,110 @@ def replay(
 ) -> None:
     """Stream a historical CSV through the real pipeline (broker, ingest, features, scoring,
     learner) in event time, with labels delayed; print the evaluation report (other k,
-    alert rate or threshold: ``fraudstream report`` on the --scores-out file)."""
-    from fraudstream.replay.run import replay as run_replay
+    alert rate or threshold: ``fraudstream report`` on the --scores-out file). The file is
+    read as it is sent: rows may be out of time order by up to 10,000 rows."""
+    from fraudstream.processes import sigterm_as_interrupt
+    from fraudstream.replay.run import MORE
 
-    source, delay_s = _load(file, _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc,
-                                           country, device), label_delay)
-    if external:
-        outcome = asyncio.run(_replay_with_bar(run_replay, Settings(), source, max_in_flight))
-    else:
-        outcome = _replay_locally(run_replay, source, delay_s, max_in_flight)
+    delay_s = parse_duration(label_delay)
+    columns = _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc, country, device)
+    try:
+        with sigterm_as_interrupt(), ScoresFile(scores_out) as on_scored, \
+                open(file, newline="", encoding="utf-8") as handle:
+            stream = Stream(handle, columns, delay_s, Settings().max_amount, more=MORE)
+            replayed = Replayed(stream, columns, max_in_flight, on_scored, file)
+            outcome = asyncio.run(replayed.run(Settings())) if external else _replay_locally(replayed, delay_s)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: stopped what the replay started (services, broker, Redis)", err=True)
+        raise typer.Exit(130) from None
     rate = outcome.sent_tx / outcome.wall_s if outcome.wall_s else 0.0
-    refused = _counts(outcome.refused)
-    typer.echo(f"replayed {outcome.sent_tx:,} transactions and {outcome.sent_labels:,} labels in "
-               f"{outcome.wall_s:.0f}s ({rate:,.0f} transactions/s); scored {len(outcome.scores):,}; "
-               f"refused: {refused}")
+    scores = outcome.scores
+    typer.echo(f"replayed {outcome.sent_tx:,} transactions and {outcome.sent_labels:,} labels ({stream.frauds:,} "
+               f"frauds) in {outcome.wall_s:.0f}s ({rate:,.0f} transactions/s); scored {len(scores):,} (kept in "
+               f"{scores.nbytes / 1e6:,.1f} MB); refused: {_counts(outcome.refused)}")
+    if stream.refused:
+        typer.echo(f"rows refused while reading (not sent): {_counts(stream.refused)}")
     if outcome.labels_refused:
         typer.echo(f"labels refused: {_counts(outcome.labels_refused)}")
-    if outcome.scores and all(version == UNTRAINED for _, version in outcome.scores.values()):
-        truth = source.truth.values()
+    if scores_out:
+        typer.echo(f"wrote {len(scores):,} scores to {scores_out}")
+    if len(scores) and not scores.trained:
+        import numpy as np
+
         settings = Settings()
         settings = settings.model_copy(update=replay_settings(settings, delay_s))  # what the replay's learner ran with
-        typer.echo(why_untrained([t[0] for t in truth], [(t[0], bool(t[3])) for t in truth if t[3] is not None],
+        ts, labels = np.frombuffer(scores.ts, dtype=np.float64), np.frombuffer(scores.label, dtype=np.int8)
+        labelled = labels >= 0
+        typer.echo(why_untrained(ts.tolist(), list(zip(ts[labelled].tolist(), (labels[labelled] == 1).tolist())),
                                  delay_s, settings.publish_every_labels, settings.genuine_sample_rate), err=True)
-    _finish(_rows(source, outcome.scores), scores_out, report_json, plots, start, end)
+    _report(list(scores.rows()), report_json, plots, start, end)
 
 
-async def _replay_with_bar(run_replay, settings: Settings, source: Source, max_in_flight: int):
-    with progress_bar(source.transactions) as advance:
-        return await run_replay(settings, source, max_in_flight=max_in_flight,
-                                on_progress=lambda outcome: advance(outcome.done))
+class ScoresFile(AbstractContextManager):
+    """The --scores-out file, written as the scores come by a thread of its own, at most
+    ``backlog`` rows behind (the replay waits beyond: memory stays bounded). Entered, it is
+    the replay's ``on_scored``, or None. A failed write is raised on exit."""
+
+    def __init__(self, path: Path | None, backlog: int = 10_000):
+        self.path = path
+        self.queue: Queue = Queue(maxsize=backlog)
+        self.writer: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def __enter__(self):
+        if self.path is None:
+            return None
+        from fraudstream.evaluation.report import ScoredRow
+
+        self.row = ScoredRow
+        self.writer = threading.Thread(target=self._write, args=(self.path,), daemon=True)
+        self.writer.start()
+        return self.put
+
+    def _write(self, path: Path) -> None:
+        from fraudstream.evaluation.report import write_scores
+
+        rows = iter(self.queue.get, None)
+        try:
+            write_scores(rows, path)
+        except Exception as exc:  # raised in the replay's thread on exit
+            self.error = exc
+            for _ in rows:  # keep taking, so that the replay never waits on a dead writer
+                pass
+
+    def put(self, row, score: float, version: str) -> None:
+        self.queue.put(self.row(row.tx_id, datetime.fromtimestamp(row.ts, UTC), row.card, row.merchant, score,
+                                version, row.label))
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.queue.put(None)
+            self.writer.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
 
 
-def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: int):
+@dataclass
+class Replayed:
+    """One replay of a file: its events, how it shows progress and where its scores go."""
+
+    stream: Stream
+    columns: Columns
+    max_in_flight: int
+    on_scored: Callable | None
+    file: Path
+
+    async def run(self, settings: Settings):
+        from fraudstream.replay.progress import progress
+        from fraudstream.replay.run import replay as run_replay
+
+        with progress("replayed", "transactions", self.file) as shown:
+            outcome = await run_replay(settings, self.stream, columns=self.columns, max_in_flight=self.max_in_flight,
+                                       on_progress=lambda o: shown.update(o.done), on_scored=self.on_scored)
+        return outcome
+
+
+def _replay_locally(replayed: Replayed, delay_s: float):
     from fraudstream.processes import start_services, stop_services
     from fraudstream.stack import LocalStack
     from shared.kafka import ensure_topics
@@ -211,7 +257,9 @@ def _replay_locally(run_replay, source: Source, delay_s: float, max_in_flight: i
         asyncio.run(ensure_topics(stack.settings))
         procs = start_services(REPLAY_SERVICES, stack.env() | as_env(replay_settings(base, delay_s)), stack.workdir)
         try:
-            return asyncio.run(_replay_with_bar(run_replay, stack.settings, source, max_in_flight))
+            typer.echo(f"replaying through {', '.join(REPLAY_SERVICES)} (pids "
+                       f"{', '.join(str(p.pid) for p in procs)}; logs in {stack.workdir})")
+            return asyncio.run(replayed.run(stack.settings))
         finally:
             stop_services(procs)
 
@@ -241,7 +289,7 @@ def evaluate(
     from fraudstream.evaluation.weekly import figures, last_weeks, table
     from fraudstream.replay.arms import parse_arm
     from fraudstream.replay.offline import evaluate as run_offline
-    from fraudstream.replay.source import Stream
+    from fraudstream.replay.progress import progress
 
     try:
         # the linear champion through its numpy twin: the same figures (tests/unit/test_twin.py), ~10× cheaper
@@ -254,12 +302,10 @@ def evaluate(
     columns = _columns(tx_id, time_, card, merchant, amount, label, currency, channel, mcc, country, device)
     full_report = bool(scores_out or report_json or plots)
     began = time.monotonic()
-    # opened in two layers so the progress bar can ask the byte layer how far it has read
-    with open(file, "rb") as raw, io.TextIOWrapper(raw, newline="", encoding="utf-8") as handle:
+    with open(file, newline="", encoding="utf-8") as handle:
         stream = Stream(handle, columns, delay_s, settings.max_amount)
-        with typer.progressbar(length=file.stat().st_size, label="evaluated") as bar:
-            advance = lambda _: bar.update(raw.tell() - bar.pos)
-            outcome = run_offline(settings, stream, specs, keep_ids=full_report, on_progress=advance)
+        with progress("evaluated", "transactions", file) as shown:
+            outcome = run_offline(settings, stream, specs, keep_ids=full_report, on_progress=shown.update)
     wall = time.monotonic() - began
     n = len(outcome.ts)
     typer.echo(f"evaluated {n:,} transactions and {stream.labels:,} labels ({stream.frauds:,} frauds) with "

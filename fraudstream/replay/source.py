@@ -227,6 +227,9 @@ class Row(NamedTuple):
     country: str
     channel: str
     label: bool | None
+    more: tuple[str, ...] = ()
+    """The stripped cells of :attr:`Stream.more`'s columns ("" where absent): what a replay
+    sends on and ``evaluate`` does not read."""
 
 
 LabelDue = tuple[float, str, bool]
@@ -260,6 +263,8 @@ class Stream:
     label_delay_s: float = 0.0
     max_amount: float = math.inf
     reorder: int = 10_000
+    more: tuple[str, ...] = ()
+    """Further :class:`Columns` fields (e.g. ``currency``, ``mcc``, ``device``) carried on each Row."""
     transactions: int = 0
     labels: int = 0
     frauds: int = 0
@@ -281,6 +286,7 @@ class Stream:
         i_tx, i_label, i_country, i_channel = at["tx_id"], at["label"], at["country"], at["channel"]
         width = max(i for i in at.values() if i is not None) + 1
         country, channel = c.default_country, c.default_channel
+        i_more = [_index(header, c, name, getattr(c, name), False) for name in self.more]
         for line, row in enumerate(reader, start=2):
             if len(row) < width:
                 if row:
@@ -315,7 +321,8 @@ class Stream:
                 continue
             yield ts, line, Row(ts, row[i_tx].strip() if i_tx is not None else f"row-{line}", card, merchant,
                                   amount, (row[i_country].strip() or country) if i_country is not None else country,
-                                  (row[i_channel].strip() or channel) if i_channel is not None else channel, label)
+                                  (row[i_channel].strip() or channel) if i_channel is not None else channel, label,
+                                  tuple(_cell(row, i) for i in i_more) if i_more else ())
 
     def __iter__(self) -> Iterator[StreamEvent]:
         from heapq import heappop, heappush
