@@ -28,9 +28,11 @@ from fraudstream.faults.processes import rss_bytes
 from fraudstream.simulator.publish import anchored
 from fraudstream.simulator.traffic import SimulatorConfig, simulate, time_scale
 from fraudstream.stack import LocalStack
+from shared.codec import decode
+from shared.events import ModelVersionPublished
 from shared.kafka import make_consumer
 from shared.settings import Settings
-from shared.topics import DEADLETTER, MODEL_VERSIONS, SCORES
+from shared.topics import DEADLETTER, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
 
 MIB = 1024 * 1024
 SOAK_ENV = {
@@ -96,8 +98,10 @@ class SoakResult:
         return [c.name for c in self.curves.values() if c.judged and c.growth_per_hour() > self.max_growth]
 
     def summary(self) -> str:
-        lines = [f"soak: {self.duration_s / 60:.1f} min, {self.sent} records sent, {self.counts[SCORES]} scored, "
-                 f"{self.counts[DEADLETTER]} dead-lettered, {self.counts[MODEL_VERSIONS]} model versions"]
+        n = self.counts
+        lines = [f"soak: {self.duration_s / 60:.1f} min, {self.sent} records sent, {n[SCORES]} scored, "
+                 f"{n[DEADLETTER]} dead-lettered, {n[MODEL_VERSIONS]} model versions; {n[MODEL_RETRAIN]} retrain "
+                 f"requests: {n['retrain']} promoted, {n['rejected']} rejected, the rest refused or waiting"]
         for c in self.curves.values():
             first, last = c.points[0][1], c.points[-1][1]
             verdict = "not judged" if not c.judged else ("GROWING" if c.name in self.growing else "flat")
@@ -109,12 +113,16 @@ class SoakResult:
 
 
 async def _count(settings: Settings, counts: Counter, stop: asyncio.Event) -> None:
-    consumer = make_consumer(settings, SCORES, DEADLETTER, MODEL_VERSIONS, group=None)
+    """Records per topic; model versions also by reason (``retrain``: promoted, ``rejected``)."""
+    consumer = make_consumer(settings, SCORES, DEADLETTER, MODEL_VERSIONS, MODEL_RETRAIN, group=None)
     await consumer.start()
     try:
         while not stop.is_set():
             for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
-                counts[tp.topic.removeprefix(settings.topic_prefix)] += len(batch)
+                topic = tp.topic.removeprefix(settings.topic_prefix)
+                counts[topic] += len(batch)
+                if topic == MODEL_VERSIONS:
+                    counts.update(decode(r.value, ModelVersionPublished).reason for r in batch)
     finally:
         await consumer.stop()
 
@@ -144,7 +152,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
                 sample("redis used", await asyncio.to_thread(run.redis.used_memory))
                 sample("broker (tansu)", rss_bytes(broker_pid), judged=False)
                 if len(curves["redis used"].points) % max(1, int(60 / every_s)) == 0:
-                    emit(f"[{elapsed:5.0f} s] scored {counts[SCORES]}, " + ", ".join(
+                    emit(f"[{elapsed:5.0f} s] scored {counts[SCORES]}, retrains {counts[MODEL_RETRAIN]}, " + ", ".join(
                         f"{c.name} {c.points[-1][1]:.0f}" for c in curves.values()) + " MiB")
                 await asyncio.sleep(every_s)
             stop.set()
