@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from redis.exceptions import ResponseError
+
 from fraudstream.faults.harness import Run
 from fraudstream.faults.load import send_stream
 from fraudstream.faults.processes import rss_bytes
@@ -92,6 +94,8 @@ class SoakResult:
     sent: int
     max_growth: float
     exits: list[tuple[str, int]]
+    busy: int = 0
+    """Samples at which Redis answered BUSY (a script past its time limit): no ``used_memory`` then."""
 
     @property
     def growing(self) -> list[str]:
@@ -107,6 +111,8 @@ class SoakResult:
             verdict = "not judged" if not c.judged else ("GROWING" if c.name in self.growing else "flat")
             lines.append(f"  {c.name:<16} {first:8.1f} → {last:8.1f} MiB, second half {c.growth_per_hour():+8.1f} "
                          f"MiB/h  {verdict}")
+        if self.busy:
+            lines.append(f"  Redis answered BUSY (a script running past its time limit) at {self.busy} samples")
         if self.exits:
             lines.append(f"  processes exited: {self.exits}")
         return "\n".join(lines)
@@ -140,7 +146,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
             sender = asyncio.create_task(send_stream(run.settings, simulate(config, int(duration_s * rate)), scale,
                                                      stop=stop))
             curves: dict[str, Curve] = {}
-            started = time.monotonic()
+            started, busy = time.monotonic(), 0
 
             def sample(name: str, value: float, judged: bool = True) -> None:
                 curves.setdefault(name, Curve(name, judged=judged)).points.append((elapsed, value / MIB))
@@ -149,9 +155,15 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
                 for name, rss in run.fleet.rss().items():
                     sample(name, rss)
                 sample("redis rss", run.redis.rss())
-                sample("redis used", await asyncio.to_thread(run.redis.used_memory))
+                try:
+                    sample("redis used", await asyncio.to_thread(run.redis.used_memory))
+                except ResponseError as exc:  # a script past its time limit: Redis answers only SCRIPT KILL
+                    if not str(exc).startswith("BUSY"):
+                        raise
+                    busy += 1
+                    emit(f"[{elapsed:5.0f} s] Redis busy: {exc}")
                 sample("broker (tansu)", rss_bytes(broker_pid), judged=False)
-                if len(curves["redis used"].points) % max(1, int(60 / every_s)) == 0:
+                if len(curves["redis rss"].points) % max(1, int(60 / every_s)) == 0:
                     emit(f"[{elapsed:5.0f} s] scored {counts[SCORES]}, retrains {counts[MODEL_RETRAIN]}, " + ", ".join(
                         f"{c.name} {c.points[-1][1]:.0f}" for c in curves.values()) + " MiB")
                 await asyncio.sleep(every_s)
@@ -159,7 +171,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
             sent = await sender
             await counter
             exits = run.fleet.unexpected_exits()
-    return SoakResult(time.monotonic() - started, curves, counts, sent.records, max_growth, exits)
+    return SoakResult(time.monotonic() - started, curves, counts, sent.records, max_growth, exits, busy)
 
 
 def plot(result: SoakResult, path: Path) -> None:
