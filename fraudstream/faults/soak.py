@@ -7,8 +7,9 @@ bound* when the least-squares slope over the second half of the run projects mor
 ``--max-growth`` MiB an hour: the command then fails. The broker is sampled and drawn
 too, but not judged: the memory broker keeps every message it was sent (DESIGN.md).
 
-Redis keeps per-transaction state (feature vectors, dedup ids) for a TTL; the soak sets
-those TTLs to minutes so the run reaches the steady state a long deployment reaches in days.
+Redis keeps per-transaction state (feature vectors, dedup ids) for a TTL, the dashboard every
+score for its label join; the soak sets those to minutes so the run reaches the steady state a
+long deployment reaches in days.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ SOAK_ENV = {
     "FRAUDSTREAM_RETRAIN_MIN_LABELS": "200",
     "FRAUDSTREAM_RETRAIN_MIN_LABELS_SINCE_DRIFT": "800",
     "FRAUDSTREAM_RECENT_SCORES": "20000",
+    "FRAUDSTREAM_DASHBOARD_LABEL_WAIT_S": "300",
 }
-"""Production-like learning (sampling, retrains); TTLs and the monitor's table of recent
-scores small enough that a run of minutes reaches the steady state of a long deployment."""
+"""Production-like learning (sampling, retrains); TTLs, the monitor's table of recent scores
+and the dashboard's score/label join (every score kept ``dashboard_label_wait_s``, an hour by
+default: a one-hour run would only ever fill it) small enough that a run of minutes reaches the
+steady state of a long deployment. Labels come ~2 wall seconds after their transaction."""
 
 
 def slope(points: list[tuple[float, float]]) -> float:
