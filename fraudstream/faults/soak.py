@@ -7,8 +7,9 @@ bound* when the least-squares slope over the second half of the run projects mor
 ``--max-growth`` MiB an hour: the command then fails. The broker is sampled and drawn
 too, but not judged: the memory broker keeps every message it was sent (DESIGN.md).
 
-Redis keeps per-transaction state (feature vectors, dedup ids) for a TTL; the soak sets
-those TTLs to minutes so the run reaches the steady state a long deployment reaches in days.
+Redis keeps per-transaction state (feature vectors, dedup ids) for a TTL, the dashboard every
+score for its label join; the soak sets those to minutes so the run reaches the steady state a
+long deployment reaches in days.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from redis.exceptions import ResponseError
+
 from fraudstream.faults.harness import Run
 from fraudstream.faults.load import send_stream
 from fraudstream.faults.processes import rss_bytes
 from fraudstream.simulator.publish import anchored
 from fraudstream.simulator.traffic import SimulatorConfig, simulate, time_scale
 from fraudstream.stack import LocalStack
+from shared.codec import decode
+from shared.events import ModelVersionPublished
 from shared.kafka import make_consumer
 from shared.settings import Settings
-from shared.topics import DEADLETTER, MODEL_VERSIONS, SCORES
+from shared.topics import DEADLETTER, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
 
 MIB = 1024 * 1024
 SOAK_ENV = {
@@ -44,9 +49,12 @@ SOAK_ENV = {
     "FRAUDSTREAM_RETRAIN_MIN_LABELS": "200",
     "FRAUDSTREAM_RETRAIN_MIN_LABELS_SINCE_DRIFT": "800",
     "FRAUDSTREAM_RECENT_SCORES": "20000",
+    "FRAUDSTREAM_DASHBOARD_LABEL_WAIT_S": "300",
 }
-"""Production-like learning (sampling, retrains); TTLs and the monitor's table of recent
-scores small enough that a run of minutes reaches the steady state of a long deployment."""
+"""Production-like learning (sampling, retrains); TTLs, the monitor's table of recent scores
+and the dashboard's score/label join (every score kept ``dashboard_label_wait_s``, an hour by
+default: a one-hour run would only ever fill it) small enough that a run of minutes reaches the
+steady state of a long deployment. Labels come ~2 wall seconds after their transaction."""
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -90,31 +98,41 @@ class SoakResult:
     sent: int
     max_growth: float
     exits: list[tuple[str, int]]
+    busy: int = 0
+    """Samples at which Redis answered BUSY (a script past its time limit): no ``used_memory`` then."""
 
     @property
     def growing(self) -> list[str]:
         return [c.name for c in self.curves.values() if c.judged and c.growth_per_hour() > self.max_growth]
 
     def summary(self) -> str:
-        lines = [f"soak: {self.duration_s / 60:.1f} min, {self.sent} records sent, {self.counts[SCORES]} scored, "
-                 f"{self.counts[DEADLETTER]} dead-lettered, {self.counts[MODEL_VERSIONS]} model versions"]
+        n = self.counts
+        lines = [f"soak: {self.duration_s / 60:.1f} min, {self.sent} records sent, {n[SCORES]} scored, "
+                 f"{n[DEADLETTER]} dead-lettered, {n[MODEL_VERSIONS]} model versions; {n[MODEL_RETRAIN]} retrain "
+                 f"requests: {n['retrain']} promoted, {n['rejected']} rejected, the rest refused or waiting"]
         for c in self.curves.values():
             first, last = c.points[0][1], c.points[-1][1]
             verdict = "not judged" if not c.judged else ("GROWING" if c.name in self.growing else "flat")
             lines.append(f"  {c.name:<16} {first:8.1f} → {last:8.1f} MiB, second half {c.growth_per_hour():+8.1f} "
                          f"MiB/h  {verdict}")
+        if self.busy:
+            lines.append(f"  Redis answered BUSY (a script running past its time limit) at {self.busy} samples")
         if self.exits:
             lines.append(f"  processes exited: {self.exits}")
         return "\n".join(lines)
 
 
 async def _count(settings: Settings, counts: Counter, stop: asyncio.Event) -> None:
-    consumer = make_consumer(settings, SCORES, DEADLETTER, MODEL_VERSIONS, group=None)
+    """Records per topic; model versions also by reason (``retrain``: promoted, ``rejected``)."""
+    consumer = make_consumer(settings, SCORES, DEADLETTER, MODEL_VERSIONS, MODEL_RETRAIN, group=None)
     await consumer.start()
     try:
         while not stop.is_set():
             for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
-                counts[tp.topic.removeprefix(settings.topic_prefix)] += len(batch)
+                topic = tp.topic.removeprefix(settings.topic_prefix)
+                counts[topic] += len(batch)
+                if topic == MODEL_VERSIONS:
+                    counts.update(decode(r.value, ModelVersionPublished).reason for r in batch)
     finally:
         await consumer.stop()
 
@@ -132,7 +150,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
             sender = asyncio.create_task(send_stream(run.settings, simulate(config, int(duration_s * rate)), scale,
                                                      stop=stop))
             curves: dict[str, Curve] = {}
-            started = time.monotonic()
+            started, busy = time.monotonic(), 0
 
             def sample(name: str, value: float, judged: bool = True) -> None:
                 curves.setdefault(name, Curve(name, judged=judged)).points.append((elapsed, value / MIB))
@@ -141,17 +159,23 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
                 for name, rss in run.fleet.rss().items():
                     sample(name, rss)
                 sample("redis rss", run.redis.rss())
-                sample("redis used", await asyncio.to_thread(run.redis.used_memory))
+                try:
+                    sample("redis used", await asyncio.to_thread(run.redis.used_memory))
+                except ResponseError as exc:  # a script past its time limit: Redis answers only SCRIPT KILL
+                    if not str(exc).startswith("BUSY"):
+                        raise
+                    busy += 1
+                    emit(f"[{elapsed:5.0f} s] Redis busy: {exc}")
                 sample("broker (tansu)", rss_bytes(broker_pid), judged=False)
-                if len(curves["redis used"].points) % max(1, int(60 / every_s)) == 0:
-                    emit(f"[{elapsed:5.0f} s] scored {counts[SCORES]}, " + ", ".join(
+                if len(curves["redis rss"].points) % max(1, int(60 / every_s)) == 0:
+                    emit(f"[{elapsed:5.0f} s] scored {counts[SCORES]}, retrains {counts[MODEL_RETRAIN]}, " + ", ".join(
                         f"{c.name} {c.points[-1][1]:.0f}" for c in curves.values()) + " MiB")
                 await asyncio.sleep(every_s)
             stop.set()
             sent = await sender
             await counter
             exits = run.fleet.unexpected_exits()
-    return SoakResult(time.monotonic() - started, curves, counts, sent.records, max_growth, exits)
+    return SoakResult(time.monotonic() - started, curves, counts, sent.records, max_growth, exits, busy)
 
 
 def plot(result: SoakResult, path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -25,13 +26,18 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+DECISIONS_KEPT = 1
+"""Retrain decisions kept in memory: a decision holds its challenger and the whole window it
+was trained on (up to ``retrain_window_labels`` labels with their feature vectors), so keeping
+every one grew the learner by ~10 MiB a retrain. The verdict itself is logged and announced."""
+
 
 class Verdicts:
     def __init__(self, settings: Settings, publisher: Publisher):
         self.settings, self.publisher, self.lineage = settings, publisher, publisher.lineage
         self.config = RetrainConfig.from_settings(settings)
-        self.decisions: list[Decision] = []
-        """Every retrain decision taken by this process, latest last (for tests and ops)."""
+        self.decisions: deque[Decision] = deque(maxlen=DECISIONS_KEPT)
+        """The latest retrain decisions of this process, latest last (for tests and ops)."""
 
     def config_for(self, request: RetrainRequested) -> RetrainConfig:
         if request.since is None:
