@@ -61,12 +61,25 @@ class Example:
 
 
 @dataclass(frozen=True)
-class RetrainConfig:
+class Judging:
+    """How a challenger is judged against the champion: the held-back share, the AP margin to
+    promote, and the least labels and frauds to judge at all (retrains and batch refits alike)."""
+
     holdout_share: float = 0.3
     margin: float = 0.02
     min_labels: int = 200
     min_frauds: int = 10
     alert_threshold: float = 0.8
+
+    @staticmethod
+    def settings_of(settings) -> dict[str, float | int]:
+        return dict(holdout_share=settings.retrain_holdout_share, margin=settings.retrain_margin,
+                    min_labels=settings.retrain_min_labels, min_frauds=settings.retrain_min_frauds,
+                    alert_threshold=settings.alert_threshold)
+
+
+@dataclass(frozen=True)
+class RetrainConfig(Judging):
     epochs: int = 1
     """Passes over the training part; more than one only with ``since`` (see above)."""
     since: float | None = None
@@ -75,9 +88,7 @@ class RetrainConfig:
 
     @classmethod
     def from_settings(cls, settings) -> RetrainConfig:
-        return cls(holdout_share=settings.retrain_holdout_share, margin=settings.retrain_margin,
-                   min_labels=settings.retrain_min_labels, min_frauds=settings.retrain_min_frauds,
-                   alert_threshold=settings.alert_threshold)
+        return cls(**Judging.settings_of(settings))  # type: ignore[arg-type]
 
 
 @dataclass

@@ -34,28 +34,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from services.learner.retrain import Decision, Example, evaluate, split
+from services.learner.retrain import Decision, Example, Judging, evaluate, split
 from services.model.batch import BatchModel, Model, fit
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Scored, card_precision_at_k
 
 
 @dataclass(frozen=True)
-class BatchConfig:
-    holdout_share: float = 0.3
-    margin: float = 0.02
-    min_labels: int = 200
-    min_frauds: int = 10
-    alert_threshold: float = 0.8
+class BatchConfig(Judging):
     card_k: int = 100
     trees: int = 100
     seed: int = 42
 
     @classmethod
     def from_settings(cls, settings) -> BatchConfig:
-        return cls(holdout_share=settings.retrain_holdout_share, margin=settings.retrain_margin,
-                   min_labels=settings.retrain_min_labels, min_frauds=settings.retrain_min_frauds,
-                   alert_threshold=settings.alert_threshold, card_k=settings.batch_card_k,
+        return cls(**Judging.settings_of(settings), card_k=settings.batch_card_k,  # type: ignore[arg-type]
                    trees=settings.batch_trees)
 
 

@@ -24,6 +24,7 @@ from services.model.reasons import explain, explain_many
 from shared.codec import decode
 from shared.events import ModelVersionPublished, TrainingWindow
 from shared.settings import Settings
+from tests.unit.test_retrain import Store
 
 DAY = 86_400.0
 T0 = datetime(2026, 3, 2, tzinfo=UTC).timestamp()  # 00:00 UTC
@@ -206,15 +207,6 @@ def test_the_challenger_carries_the_champions_online_line():
 
 
 # --- the schedule in the learner
-
-
-class Store:
-    def __init__(self):
-        self.blobs = {}
-
-    async def put(self, version, blob):
-        self.blobs[version] = blob
-        return f"mem:{version}"
 
 
 def learner_with(examples: list[Example], history=(), **settings):
