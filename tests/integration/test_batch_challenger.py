@@ -126,7 +126,9 @@ async def test_batch_challenger_beats_the_online_champion_on_a_band_and_is_promo
 
     assert (verdict.status, verdict.reason) == ("champion", "batch")
     before = announced[:announced.index(verdict)]
-    assert verdict.parent == [v for v in before if v.reason == "periodic"][-1].version
+    # its parent: the line's latest snapshot (the first one, "initial", may already hold all 1,000
+    # labels when the learner takes them in one batch, so there need not be a "periodic" one)
+    assert verdict.parent == [v for v in before if v.reason in ("initial", "periodic")][-1].version
     assert verdict.training_window.labels_seen == BEFORE_GAP + 1  # its online line learned every label
     assert verdict.metrics["train_labels"] == 700  # the trees: the older 70 % of the 1,001 labels
     assert verdict.metrics["labels"] == 301  # held back, every one scored live by the champion
@@ -168,5 +170,5 @@ async def test_batch_challenger_that_is_no_better_is_rejected_and_the_champion_s
     assert verdict.metrics["average_precision"] < verdict.champion_metrics["average_precision"] + s.retrain_margin
     assert verdict.why is not None and "<" in verdict.why
     champions = {v.version for v in announced if v.status == "champion"}
-    assert {v.reason for v in announced if v.status == "champion"} == {"initial", "periodic"}
+    assert {v.reason for v in announced if v.status == "champion"} <= {"initial", "periodic"}  # no batch one
     assert len(later) == AFTER and {sc.model_version for sc in later} <= champions  # never the rejected one
