@@ -81,6 +81,9 @@ class Figures:
     ap: float
     card_p: float
     ap_by_week: tuple[float, ...]
+    auc_by_week: tuple[float, ...] = ()
+    card_p_by_week: tuple[float, ...] = ()
+    """Each test week's own AUC, AP and mean daily card precision@k (NaN: no fraud that week)."""
 
 
 def last_weeks(ts: np.ndarray, weeks: int) -> tuple[float, float]:
@@ -101,8 +104,17 @@ def figures(ts: np.ndarray, card: np.ndarray, labels: np.ndarray, scores: np.nda
     day = np.floor(t / DAY_S).astype(np.int64)
     by_day = card_precision(day, c, s, y, k)
     week = (t - start) // (7 * DAY_S)
-    weekly = tuple(average_precision(s[week == w], y[week == w]) for w in range(int(round((end - start) / 604800))))
-    return Figures(roc_auc(s, y), average_precision(s, y), float(np.mean(list(by_day.values()))), weekly)
+    weeks = range(int(round((end - start) / (7 * DAY_S))))
+    first_day = math.floor(start / DAY_S)
+    week_of_day = {d: (d - first_day) // 7 for d in by_day}
+    return Figures(roc_auc(s, y), average_precision(s, y), float(np.mean(list(by_day.values()))),
+                   ap_by_week=tuple(average_precision(s[week == w], y[week == w]) for w in weeks),
+                   auc_by_week=tuple(roc_auc(s[week == w], y[week == w]) for w in weeks),
+                   card_p_by_week=tuple(_mean([p for d, p in by_day.items() if week_of_day[d] == w]) for w in weeks))
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
 
 
 def table(results: dict[str, Figures], versions: dict[str, int] | None = None) -> str:
@@ -114,4 +126,9 @@ def table(results: dict[str, Figures], versions: dict[str, int] | None = None) -
     for name, f in results.items():
         line = f"{name:<22}{f.auc:>7.3f}{f.ap:>7.3f}{f.card_p:>12.3f}  " + "".join(f"{a:>8.3f}" for a in f.ap_by_week)
         lines.append(line + (f"  {versions.get(name, 0)}" if versions else ""))
+    lines += ["", "by test week: AUC / AP / card P@100",
+              f"{'model':<22}" + "".join(f"{f'week {i + 1}':>24}" for i in range(weeks))]
+    for name, f in results.items():
+        lines.append(f"{name:<22}" + "".join(f"{f'{auc:.3f} / {ap:.3f} / {p:.3f}':>24}"
+                                             for auc, ap, p in zip(f.auc_by_week, f.ap_by_week, f.card_p_by_week)))
     return "\n".join(lines)
