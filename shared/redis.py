@@ -1,10 +1,9 @@
 """Redis plumbing: the client factory, hash-tagged key names, and batched script calls.
 
 redis-py spends ~35–60 µs of CPU on every command of a pipeline, so a batch of events
-should be a few commands, not one per event: scripts here take a whole batch in one call.
-A script may only touch keys of one Cluster slot, so under Redis Cluster
-(``FRAUDSTREAM_REDIS_CLUSTER=true``) a batch is split into one call per slot; on a single
-Redis it is one call.
+should be a few commands, not one per event: scripts here take many events per call, all
+calls of a batch in one pipeline. A script may only touch keys of one Cluster slot, so under
+Redis Cluster (``FRAUDSTREAM_REDIS_CLUSTER=true``) a batch is split by slot too.
 """
 
 from __future__ import annotations

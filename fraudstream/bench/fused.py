@@ -2,7 +2,7 @@
 
 What a user would write instead of our services, doing the same work on each
 transaction: ingest's validation (``parse_transaction``), the real features
-(``FeatureStore.apply``, one script call per batch), the model's batched scores and the
+(``FeatureStore.apply``, one round trip per batch), the model's batched scores and the
 reasons scoring attaches, one ``Score`` encoded per transaction, through the services' own
 loop (``shared/runner.py``: ``getmany`` → ``Sender`` → acks → commit). It skips what a
 single process does not need: three broker hops, the dedup set (its feature updates are

@@ -1,5 +1,6 @@
--- A batch of feature operations in one call, in order: one Redis round trip per batch
--- (per hash slot under Redis Cluster, where store.py sends each slot's operations alone).
+-- A run of feature operations in one call, in order. store.py sends a batch as calls of at
+-- most CALL_TX transactions (a long script blocks every other client), all in one pipeline,
+-- and under Redis Cluster each hash slot's operations alone.
 --
 -- ARGV is a list of operations, KEYS their keys in the same order:
 --   'card', ts, history member, the transaction's own feature values (comma-separated)

@@ -1,7 +1,7 @@
 """The store's Lua, assembled: the feature table and the settings become constants at the
 top of each script, so a call carries only what varies.
 
-``batch`` runs a whole batch of card and merchant operations in one call (exact.lua,
+``batch`` runs a run of card and merchant operations in one call (exact.lua,
 card.lua, merchant.lua, then the batch.lua driver); ``label`` records one fraud label.
 
 >>> from shared.settings import Settings

@@ -72,6 +72,13 @@ from shared.settings import Settings
 
 __all__ = ["FeatureResult", "FeatureStore", "Refused", "Watermark"]
 
+CALL_TX = 50
+"""Transactions per script call. A batch's calls go in one pipeline (still one round trip),
+but Redis runs each call alone: while a script runs, every other client waits, and past
+``busy-reply-threshold`` (5 s) all of them get BUSY. A transaction costs ~130 µs of Redis
+CPU (docs/benchmarks.md), so a call of 50 holds Redis ~7 ms; a whole batch of 500 in one
+call held it ~65 ms idle and ran past 5 s on cores shared twenty ways (the soak, issue 14)."""
+
 
 @dataclass(frozen=True)
 class _Op:
@@ -122,9 +129,9 @@ class FeatureStore:
     async def apply(self, txs: list[Transaction]) -> list[FeatureResult | Refused]:
         """Compute each transaction's features from the state before it, then record it.
 
-        One script call for the whole batch on a single Redis (one round trip); under
-        Redis Cluster one call per hash slot, cards first, then the merchants of the
-        transactions their cards took (two round trips). Results in input order. Applying
+        One round trip for the whole batch on a single Redis, in script calls of at most
+        ``CALL_TX`` transactions; under Redis Cluster calls per hash slot, cards first,
+        then the merchants of the transactions their cards took (two round trips). Results in input order. Applying
         a transaction again returns what it got the first time and changes nothing; one
         too far behind its card's newest event is refused, unless applied before.
         """
@@ -135,8 +142,10 @@ class FeatureStore:
             merchants = await self._run([self._merchant_op(tx, 0) if not _late(c) else None
                                          for tx, c in zip(txs, cards)])  # fmt: skip
         else:
-            ops = [op for i, tx in enumerate(txs) for op in (self._card_op(tx), self._merchant_op(tx, 2 * i + 1))]
-            replies = await self._run(ops, self._remember_layout)
+            # a merchant op names its card op by position in its call: pairs never straddle calls
+            ops = [op for i, tx in enumerate(txs)
+                   for op in (self._card_op(tx), self._merchant_op(tx, 2 * (i % CALL_TX) + 1))]  # fmt: skip
+            replies = await self._run(ops, self._remember_layout, per_call=2 * CALL_TX)
             cards, merchants = replies[0::2], replies[1::2]
         # a transaction first applied by an older deployment keeps that version's vector
         await self._learn_layouts({_text(c).split("|", 1)[0] for c in cards if not _late(c)})
@@ -158,13 +167,16 @@ class FeatureStore:
         keys = [f"{merchant}:tx", f"{merchant}:fraud", f"{merchant}:labels", f"{merchant}:fv:{tx.tx_id}"]
         return _Op(keys, ["merchant", repr(epoch_s(tx.ts)), str(card_op)])
 
-    async def _run(self, ops: Sequence[_Op | None], also: Callable[[AsyncPipeline], None] | None = None) -> list:
-        """One reply per op (None for a None op): ops grouped into one script call per
-        Cluster slot (all in one on a single Redis), the calls in one pipeline."""
+    async def _run(self, ops: Sequence[_Op | None], also: Callable[[AsyncPipeline], None] | None = None,
+                   per_call: int = CALL_TX) -> list:
+        """One reply per op (None for a None op): ops grouped by Cluster slot (one group on
+        a single Redis), each group in script calls of at most ``per_call`` ops, in order,
+        every call in one pipeline."""
         present = {i: op for i, op in enumerate(ops) if op is not None}
         indexes = list(present)
-        groups = [[indexes[j] for j in group]
-                  for group in slot_groups(self.settings, [op.keys[0] for op in present.values()])]  # fmt: skip
+        groups = [[indexes[j] for j in group[start : start + per_call]]
+                  for group in slot_groups(self.settings, [op.keys[0] for op in present.values()])
+                  for start in range(0, len(group), per_call)]  # fmt: skip
 
         def queue(pipe: AsyncPipeline) -> None:
             if also:

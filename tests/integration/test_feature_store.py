@@ -14,7 +14,7 @@ from fraudstream.bench.feature_store import CountingConnection, counting_client,
 from services.features.definitions import FEATURE_NAMES, FeatureResult
 from services.features.reference import ReferenceFeatures
 from services.features.scripts import PRUNE_EVERY
-from services.features.store import FeatureStore, Watermark
+from services.features.store import CALL_TX, FeatureStore, Watermark
 from shared.events import Label, Transaction
 
 pytestmark = pytest.mark.integration
@@ -118,12 +118,19 @@ async def test_every_key_has_a_ttl(store, settings):
     assert all(ttl > 0 for ttl in await pipe.execute())
 
 
-async def test_one_round_trip_per_batch(store):
+async def evalsha_calls(redis: aioredis.Redis) -> int:
+    return (await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+async def test_one_round_trip_per_batch_in_short_script_calls(store):
     txs = [e for e in synthetic_stream(seed=6, n=600) if isinstance(e, Transaction)][:500]
     await store.load_scripts()
+    calls = await evalsha_calls(store.redis)
     sent = CountingConnection.sent
     await store.apply(txs)
     assert CountingConnection.sent - sent == 1
+    # Redis serves no one else while a script runs: a batch is 500 / CALL_TX calls, not one
+    assert await evalsha_calls(store.redis) - calls == 500 // CALL_TX
     labels = [Label(tx_id=t.tx_id, card_id=t.card_id, is_fraud=True, labelled_at=t.ts) for t in txs[:50]]
     sent = CountingConnection.sent
     assert await store.apply_labels(labels) == [None] * 50
