@@ -23,6 +23,11 @@ END_TO_END_SECONDS = Histogram(
     "Wall time from ingest to score",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+PARTITION_STALLS = Counter(
+    "fraudstream_partition_stalls",
+    "Held partitions that brought no record while the broker held more; each made the consumer rejoin",
+    ["service", "topic", "partition"],
+)
 MODEL_VERSION = Gauge("fraudstream_model_version_info", "Model version in service (1 = current)", ["version"])
 MODEL_SWAP_SECONDS = Histogram(
     "fraudstream_model_swap_seconds",

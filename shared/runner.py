@@ -33,6 +33,7 @@ from shared import health, metrics
 from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
+from shared.stall import StallWatch
 from shared.trusted import View
 
 __all__ = ["BatchHandler", "Clients", "Inbound", "ServiceSpec", "dead_letter", "run_batches", "run_service"]
@@ -85,6 +86,7 @@ async def run_batches(
     stop: asyncio.Event,
     on_idle: Callable[[], Awaitable[list[Out]]] | None = None,
     ready_to_commit: Callable[[], bool] | None = None,
+    stalls: StallWatch | None = None,
 ) -> None:
     """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing, inside
     the same retry as a batch: its outputs are sent like a batch's.
@@ -92,6 +94,8 @@ async def run_batches(
     Offsets are committed after each batch's outputs are acknowledged, or, with
     ``ready_to_commit``, only after a batch for which it says yes (a stateful consumer
     commits when its state is saved, so a restart replays what the state lacks).
+    ``stalls`` finds held partitions that bring nothing while the broker holds more, and
+    rejoins the group (``shared/stall.py``).
     """
     uncommitted: dict[TopicPartition, int] = {}
     log_retry = before_sleep_log(log, logging.WARNING)
@@ -110,7 +114,11 @@ async def run_batches(
     )
     while not stop.is_set():
         await health.heartbeat(service, consumer, settings)
+        if stalls is not None and await stalls.check():
+            uncommitted.clear()  # the rejoined group's owners start from the committed offsets
         polled = await consumer.getmany(timeout_ms=100, max_records=settings.batch_max)
+        if stalls is not None:
+            stalls.polled(polled)
         if not polled:
             if on_idle is not None:
                 async for attempt in retrying:
@@ -164,6 +172,8 @@ class Clients:
         self.producer = make_producer(settings)
         self.membership = health.GroupMembership()
         self.consumer = make_consumer(settings, *inputs, group=settings.group(service), listener=self.membership)
+        self.stalls = StallWatch(service, self.consumer, [settings.topic(t) for t in inputs], self.membership,
+                                 settings.stall_after_s)
         self.sender = Sender(self.producer)
 
     async def __aenter__(self) -> Clients:
@@ -196,7 +206,7 @@ async def run_service(spec: ServiceSpec, settings: Settings, stop: asyncio.Event
             boundary = Boundary(spec.name, settings, spec.inputs, raw=spec.raw, views=spec.views)
             await run_batches(spec.name, clients.consumer, clients.sender, handler, boundary, settings, stop,
                               on_idle=getattr(handler, "on_idle", None),
-                              ready_to_commit=getattr(handler, "ready_to_commit", None))
+                              ready_to_commit=getattr(handler, "ready_to_commit", None), stalls=clients.stalls)
 
 
 def _freeze_what_lives_forever() -> None:

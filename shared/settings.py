@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     """How long a service waits for Kafka and Redis at start-up before giving up."""
     lag_every_s: float = Field(5.0, ge=0)
     """How often the runner refreshes the fraudstream_consumer_lag gauge."""
+    stall_after_s: float = Field(60.0, ge=0)
+    """A held partition that brought no record for this long while the broker holds more is
+    stalled: the consumer leaves its group and joins again (``shared/stall.py``; 0: never)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """features: valid transactions in, point-in-time feature vectors out.
 
 ``definitions`` is the feature table and its version, ``store`` keeps the state in Redis
-(one round trip per batch, in short script calls; ``scripts`` assembles the Lua), ``reference`` computes the same features with plain lists,
+(one round trip per batch, in short script calls; ``scripts`` assembles the Lua),
+``reference`` computes the same features with plain lists,
 ``service`` is the Kafka loop and ``bench`` measures the store.
 
 Other services read stored vectors only through :class:`FeatureReader` (the learner's
