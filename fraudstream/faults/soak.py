@@ -9,7 +9,8 @@ too, but not judged: the memory broker keeps every message it was sent (DESIGN.m
 
 Redis keeps per-transaction state (feature vectors, dedup ids) for a TTL, the dashboard every
 score for its label join; the soak sets those to minutes so the run reaches the steady state a
-long deployment reaches in days.
+long deployment reaches in days. Scores must keep coming too: a run in which none came
+for ``STALL_S`` fails, whatever the memory did.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from shared.settings import Settings
 from shared.topics import DEADLETTER, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
 
 MIB = 1024 * 1024
+STALL_S = 120.0
+"""Scores must keep coming: a run in which none came for longer fails (the pipeline stopped)."""
 SOAK_ENV = {
     "FRAUDSTREAM_FEATURE_TTL_S": "300",
     "FRAUDSTREAM_DEDUP_TTL_S": "300",
@@ -100,10 +103,27 @@ class SoakResult:
     exits: list[tuple[str, int]]
     busy: int = 0
     """Samples at which Redis answered BUSY (a script past its time limit): no ``used_memory`` then."""
+    scored: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds since the start, transactions scored so far) at each sample."""
 
     @property
     def growing(self) -> list[str]:
         return [c.name for c in self.curves.values() if c.judged and c.growth_per_hour() > self.max_growth]
+
+    @property
+    def longest_pause_s(self) -> float:
+        """The longest time no score came while traffic flowed, after the first one came."""
+        longest, since, last = 0.0, None, 0
+        for t, n in self.scored:
+            if n > last or since is None:
+                since = t if n > 0 else None
+            longest = max(longest, t - since) if since is not None else longest
+            last = n
+        return longest
+
+    @property
+    def stalled(self) -> bool:
+        return self.longest_pause_s > STALL_S
 
     def summary(self) -> str:
         n = self.counts
@@ -115,6 +135,8 @@ class SoakResult:
             verdict = "not judged" if not c.judged else ("GROWING" if c.name in self.growing else "flat")
             lines.append(f"  {c.name:<16} {first:8.1f} → {last:8.1f} MiB, second half {c.growth_per_hour():+8.1f} "
                          f"MiB/h  {verdict}")
+        lines.append(f"  longest pause in scoring: {self.longest_pause_s:.0f} s"
+                     + (f"  STALLED (more than {STALL_S:.0f} s)" if self.stalled else ""))
         if self.busy:
             lines.append(f"  Redis answered BUSY (a script running past its time limit) at {self.busy} samples")
         if self.exits:
@@ -150,7 +172,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
             sender = asyncio.create_task(send_stream(run.settings, simulate(config, int(duration_s * rate)), scale,
                                                      stop=stop))
             curves: dict[str, Curve] = {}
-            started, busy = time.monotonic(), 0
+            started, busy, scored = time.monotonic(), 0, []
 
             def sample(name: str, value: float, judged: bool = True) -> None:
                 curves.setdefault(name, Curve(name, judged=judged)).points.append((elapsed, value / MIB))
@@ -167,6 +189,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
                     busy += 1
                     emit(f"[{elapsed:5.0f} s] Redis busy: {exc}")
                 sample("broker (tansu)", rss_bytes(broker_pid), judged=False)
+                scored.append((elapsed, counts[SCORES]))
                 if len(curves["redis rss"].points) % max(1, int(60 / every_s)) == 0:
                     emit(f"[{elapsed:5.0f} s] scored {counts[SCORES]}, retrains {counts[MODEL_RETRAIN]}, " + ", ".join(
                         f"{c.name} {c.points[-1][1]:.0f}" for c in curves.values()) + " MiB")
@@ -175,7 +198,7 @@ async def soak(duration_s: float, rate: float, every_s: float, max_growth: float
             sent = await sender
             await counter
             exits = run.fleet.unexpected_exits()
-    return SoakResult(time.monotonic() - started, curves, counts, sent.records, max_growth, exits, busy)
+    return SoakResult(time.monotonic() - started, curves, counts, sent.records, max_growth, exits, busy, scored)
 
 
 def plot(result: SoakResult, path: Path) -> None:
@@ -226,7 +249,7 @@ def soak_command(
     plot(result, png)
     typer.echo(result.summary())
     typer.echo(f"curves written to {png}")
-    if result.growing or result.exits:
+    if result.growing or result.exits or result.stalled:
         raise typer.Exit(1)
 
 

@@ -1,5 +1,6 @@
-"""The pure parts of the fault tools: the soak's verdict, and the poison burst's expected
-refusals against ingest's own validation (the integration suite then checks them live)."""
+"""The pure parts of the fault tools: the soak's verdicts (memory, and scores kept coming),
+and the poison burst's expected refusals against ingest's own validation (the integration
+suite then checks them live)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ def test_a_series_is_judged_on_the_slope_of_its_second_half_only():
     assert curves["fills"].growth_per_hour() == 0.0
     assert round(curves["leaks"].growth_per_hour(), 6) == 60.0
     assert result.growing == ["leaks"]
+
+
+def test_a_run_in_which_scores_stop_for_more_than_two_minutes_has_stalled():
+    # scores start at 10 s, stand still from 15 s to 150 s (the soak's ingest, 2026-12-04), then go on
+    paused = [(0, 0), (5, 0), (10, 3), (15, 9), (20, 9), (150, 9), (155, 20), (160, 30)]
+    result = SoakResult(160, {}, Counter(), 0, max_growth=50.0, exits=[], scored=paused)
+    assert (result.longest_pause_s, result.stalled) == (135, True)
+    slow_start = [(0, 0), (100, 0), (200, 5), (205, 10), (300, 10), (305, 11)]  # no score in the first 200 s
+    result = SoakResult(305, {}, Counter(), 0, max_growth=50.0, exits=[], scored=slow_start)
+    assert (result.longest_pause_s, result.stalled) == (95, False)
 
 
 def test_every_poison_that_ingest_refuses_is_refused_with_the_expected_reason():
