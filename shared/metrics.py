@@ -25,8 +25,13 @@ END_TO_END_SECONDS = Histogram(
 )
 PARTITION_STALLS = Counter(
     "fraudstream_partition_stalls",
-    "Held partitions that brought no record while the broker held more; each made the consumer rejoin",
+    "Held partitions that brought no record for stall_after_s while the broker held more",
     ["service", "topic", "partition"],
+)
+FETCH_WAIT_MS = Gauge(
+    "fraudstream_fetch_wait_ms",
+    "The fetch wait the consumer asks of the broker: the setting, widened while fetches come back empty behind",
+    ["service"],
 )
 MODEL_VERSION = Gauge("fraudstream_model_version_info", "Model version in service (1 = current)", ["version"])
 MODEL_SWAP_SECONDS = Histogram(

@@ -33,7 +33,7 @@ from shared import health, metrics
 from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
-from shared.stall import StallWatch
+from shared.stall import FetchWait, StallWatch
 from shared.trusted import View
 
 __all__ = ["BatchHandler", "Clients", "Inbound", "ServiceSpec", "dead_letter", "run_batches", "run_service"]
@@ -87,6 +87,7 @@ async def run_batches(
     on_idle: Callable[[], Awaitable[list[Out]]] | None = None,
     ready_to_commit: Callable[[], bool] | None = None,
     stalls: StallWatch | None = None,
+    fetch_wait: FetchWait | None = None,
 ) -> None:
     """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing, inside
     the same retry as a batch: its outputs are sent like a batch's.
@@ -94,8 +95,9 @@ async def run_batches(
     Offsets are committed after each batch's outputs are acknowledged, or, with
     ``ready_to_commit``, only after a batch for which it says yes (a stateful consumer
     commits when its state is saved, so a restart replays what the state lacks).
-    ``stalls`` finds held partitions that bring nothing while the broker holds more, and
-    rejoins the group (``shared/stall.py``).
+    ``fetch_wait`` widens the fetch wait while fetches come back empty behind, ``stalls``
+    logs and counts held partitions that bring nothing while the broker holds more
+    (``shared/stall.py``).
     """
     uncommitted: dict[TopicPartition, int] = {}
     log_retry = before_sleep_log(log, logging.WARNING)
@@ -114,9 +116,11 @@ async def run_batches(
     )
     while not stop.is_set():
         await health.heartbeat(service, consumer, settings)
-        if stalls is not None and await stalls.check():
-            uncommitted.clear()  # the rejoined group's owners start from the committed offsets
+        if stalls is not None:
+            await stalls.check()
         polled = await consumer.getmany(timeout_ms=100, max_records=settings.batch_max)
+        if fetch_wait is not None:
+            await fetch_wait.after(polled)
         if stalls is not None:
             stalls.polled(polled)
         if not polled:
@@ -172,8 +176,8 @@ class Clients:
         self.producer = make_producer(settings)
         self.membership = health.GroupMembership()
         self.consumer = make_consumer(settings, *inputs, group=settings.group(service), listener=self.membership)
-        self.stalls = StallWatch(service, self.consumer, [settings.topic(t) for t in inputs], self.membership,
-                                 settings.stall_after_s)
+        self.fetch_wait = FetchWait(service, self.consumer, settings.fetch_max_wait_ms)
+        self.stalls = StallWatch(service, self.consumer, settings.stall_after_s)
         self.sender = Sender(self.producer)
 
     async def __aenter__(self) -> Clients:
@@ -206,7 +210,8 @@ async def run_service(spec: ServiceSpec, settings: Settings, stop: asyncio.Event
             boundary = Boundary(spec.name, settings, spec.inputs, raw=spec.raw, views=spec.views)
             await run_batches(spec.name, clients.consumer, clients.sender, handler, boundary, settings, stop,
                               on_idle=getattr(handler, "on_idle", None),
-                              ready_to_commit=getattr(handler, "ready_to_commit", None), stalls=clients.stalls)
+                              ready_to_commit=getattr(handler, "ready_to_commit", None),
+                              stalls=clients.stalls, fetch_wait=clients.fetch_wait)
 
 
 def _freeze_what_lives_forever() -> None:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
     fetch_max_wait_ms: int = 10
+    """How long the broker may hold a fetch. Tansu holds every fetch this long (each hop's
+    latency), and answers only what it can gather in it: the runner widens it while fetches
+    come back empty behind (``shared/stall.py``)."""
     batch_max: int = Field(500, ge=1)
     linger_ms: int = 5
     max_message_bytes: int = Field(64 * 1024, ge=256)
@@ -164,7 +167,7 @@ class Settings(BaseSettings):
     """How often the runner refreshes the fraudstream_consumer_lag gauge."""
     stall_after_s: float = Field(60.0, ge=0)
     """A held partition that brought no record for this long while the broker holds more is
-    stalled: the consumer leaves its group and joins again (``shared/stall.py``; 0: never)."""
+    stalled: logged and counted (``shared/stall.py``; 0: never checked)."""
 
     @model_validator(mode="before")
     @classmethod
