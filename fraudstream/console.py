@@ -15,6 +15,7 @@ from shared import events as ev
 from shared.codec import DecodeError, decode
 from shared.kafka import make_consumer
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import TOPICS
 
 
@@ -63,11 +64,12 @@ async def tail(settings: Settings, topic: str, from_beginning: bool, limit: int 
     event_type = TOPICS[topic].event
     consumer = make_consumer(settings, topic, group=None,
                              auto_offset_reset="earliest" if from_beginning else "latest")
+    wait = FetchWait("console", consumer, settings.fetch_max_wait_ms)
     seen = 0
     try:
         await consumer.start()  # inside the try: a failed start still closes the client
         while (limit is None or seen < limit) and not (stop is not None and stop.is_set()):
-            polled = await consumer.getmany(timeout_ms=500, max_records=None if limit is None else limit - seen)
+            polled = await wait.poll(timeout_ms=500, max_records=None if limit is None else limit - seen)
             for record in (r for batch in polled.values() for r in batch):
                 if limit is not None and seen >= limit:
                     break

@@ -24,6 +24,7 @@ from shared.codec import DecodeError, decode
 from shared.events import DeadLetter
 from shared.kafka import Out, Sender, make_consumer, make_producer
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import DEADLETTER
 
 
@@ -56,6 +57,7 @@ async def read_all(settings: Settings, timeout_s: float = 30.0) -> tuple[list[Le
     empty: Tansu reports a partition's last batch, not its end, as the end offset.
     """
     consumer = make_consumer(settings, DEADLETTER, group=None, auto_offset_reset="earliest")
+    wait = FetchWait("deadletters", consumer, settings.fetch_max_wait_ms)
     letters, unreadable = [], 0
     try:
         await consumer.start()
@@ -64,7 +66,7 @@ async def read_all(settings: Settings, timeout_s: float = 30.0) -> tuple[list[Le
         ends = await consumer.end_offsets(partitions) if partitions else {}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            polled = await consumer.getmany(timeout_ms=1000)
+            polled = await wait.poll(timeout_ms=1000)
             for record in (r for batch in polled.values() for r in batch):
                 try:
                     letters.append(Letter(record.partition, record.offset, decode(record.value, DeadLetter)))

@@ -29,6 +29,7 @@ from shared.codec import DecodeError, decode
 from shared.events import DeadLetter, DriftDetected, Label, ModelVersionPublished, Score
 from shared.kafka import make_consumer
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import (
     ALERTS,
     DEADLETTER,
@@ -110,11 +111,12 @@ class LiveView:
     async def run(self, stop: asyncio.Event) -> None:
         # From the beginning: the warm champion was announced before the view started.
         consumer = make_consumer(self.settings, *WATCHED, group=None, auto_offset_reset="earliest")
+        wait = FetchWait("live", consumer, self.settings.fetch_max_wait_ms)
         try:
             await consumer.start()
             self.started.set()
             while not stop.is_set():
-                for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                for tp, batch in (await wait.poll(timeout_ms=200)).items():
                     topic = tp.topic.removeprefix(self.settings.topic_prefix)
                     for record in batch:
                         self.observe(topic, record)

@@ -61,6 +61,12 @@ class FetchWait:
         self.base_ms, self.max_ms = base_ms, max(base_ms, max_ms)
         self.ms = base_ms
 
+    async def poll(self, **getmany) -> dict[TopicPartition, list]:
+        """``consumer.getmany(**getmany)``, then :meth:`after` (for readers outside the runner)."""
+        polled = await self.consumer.getmany(**getmany)
+        await self.after(polled)
+        return polled
+
     async def after(self, polled: Mapping[TopicPartition, list]) -> None:
         """After every poll. Records at the setting (the usual case) cost one comparison."""
         if polled and self.ms == self.base_ms:

@@ -10,6 +10,7 @@ import orjson
 
 from shared.kafka import make_consumer, skip_to_end
 from shared.settings import Settings
+from shared.stall import FetchWait
 
 
 class OutputCounter:
@@ -26,6 +27,7 @@ class OutputCounter:
                  record_clock: bool = False):
         self.consumer = make_consumer(settings, topic, group=None,
                                       auto_offset_reset="latest" if from_end else "earliest")
+        self.wait = FetchWait("bench", self.consumer, settings.fetch_max_wait_ms)
         self.from_end, self.record_clock = from_end, record_clock
         self.first = self.last = 0.0
         self.seen = 0
@@ -76,7 +78,7 @@ class OutputCounter:
         deadline = time.monotonic() + timeout_s
         try:
             while self.seen < expected and time.monotonic() < deadline:
-                self._take(await self.consumer.getmany(timeout_ms=100, max_records=10_000))
+                self._take(await self.wait.poll(timeout_ms=100, max_records=10_000))
         finally:
             await self.consumer.stop()
         return self

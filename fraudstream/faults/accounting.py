@@ -21,6 +21,7 @@ from shared.codec import DecodeError, decode
 from shared.events import DeadLetter, EnrichedTransaction, Label, ModelVersionPublished, Score, Transaction
 from shared.kafka import make_consumer
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import DEADLETTER, LABELS, MODEL_VERSIONS, SCORES, TRANSACTIONS_ENRICHED
 
 WATCHED = (SCORES, DEADLETTER, MODEL_VERSIONS, TRANSACTIONS_ENRICHED)
@@ -52,9 +53,10 @@ class ReadBack:
             await self._task
 
     async def _follow(self, consumer) -> None:
+        wait = FetchWait("accounting", consumer, self.settings.fetch_max_wait_ms)
         try:
             while not self._stop.is_set():
-                for tp, batch in (await consumer.getmany(timeout_ms=100)).items():
+                for tp, batch in (await wait.poll(timeout_ms=100)).items():
                     topic = tp.topic.removeprefix(self.settings.topic_prefix)
                     for record in batch:
                         self._keep(topic, record.value)

@@ -36,6 +36,7 @@ from shared.codec import decode
 from shared.events import ModelVersionPublished
 from shared.kafka import make_consumer
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import DEADLETTER, MODEL_RETRAIN, MODEL_VERSIONS, SCORES
 
 MIB = 1024 * 1024
@@ -147,10 +148,11 @@ class SoakResult:
 async def _count(settings: Settings, counts: Counter, stop: asyncio.Event) -> None:
     """Records per topic; model versions also by reason (``retrain``: promoted, ``rejected``)."""
     consumer = make_consumer(settings, SCORES, DEADLETTER, MODEL_VERSIONS, MODEL_RETRAIN, group=None)
+    wait = FetchWait("soak", consumer, settings.fetch_max_wait_ms)
     await consumer.start()
     try:
         while not stop.is_set():
-            for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+            for tp, batch in (await wait.poll(timeout_ms=200)).items():
                 topic = tp.topic.removeprefix(settings.topic_prefix)
                 counts[topic] += len(batch)
                 if topic == MODEL_VERSIONS:

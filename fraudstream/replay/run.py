@@ -38,6 +38,7 @@ from fraudstream.evaluation.report import ScoredRow
 from fraudstream.replay.source import Columns, Row, StreamEvent
 from shared.kafka import Out, Sender, make_consumer, make_producer, skip_to_end
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import DEADLETTER, LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
 
 TX_TOPICS = (TRANSACTIONS_RAW, TRANSACTIONS_VALID, TRANSACTIONS_ENRICHED)
@@ -202,6 +203,7 @@ class _Reader:
     def __init__(self, settings: Settings, ledger: Ledger, on_change: Callable[[Outcome], None] | None):
         self.settings, self.ledger, self.on_change = settings, ledger, on_change
         self.consumer = make_consumer(settings, SCORES, DEADLETTER, group=None, auto_offset_reset="latest")
+        self.fetch_wait = FetchWait("replay", self.consumer, settings.fetch_max_wait_ms)
         self.scores_topic, self.dead_topic = settings.topic(SCORES), settings.topic(DEADLETTER)
         self.tx_topics = {settings.topic(t) for t in TX_TOPICS}
         self.changed = asyncio.Event()
@@ -213,7 +215,7 @@ class _Reader:
     async def run(self) -> None:
         ledger, out = self.ledger, self.ledger.outcome
         while True:
-            polled = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+            polled = await self.fetch_wait.poll(timeout_ms=200, max_records=20_000)
             for tp, batch in polled.items():
                 if tp.topic == self.scores_topic:
                     for r in batch:

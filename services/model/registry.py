@@ -12,6 +12,7 @@ from shared.codec import DecodeError, decode
 from shared.events import ModelVersionPublished
 from shared.kafka import make_consumer
 from shared.settings import Settings
+from shared.stall import FetchWait
 from shared.topics import MODEL_VERSIONS, TOPICS
 
 
@@ -35,8 +36,9 @@ async def history(settings: Settings) -> list[ModelVersionPublished]:
     """Every readable announcement, oldest first."""
     events = []
     async with reading(settings) as (consumer, end):
+        wait = FetchWait("registry", consumer, settings.fetch_max_wait_ms)
         while await behind(consumer, end):
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
+            for batch in (await wait.poll(timeout_ms=200)).values():
                 for record in batch:
                     try:
                         events.append(decode(record.value, ModelVersionPublished))
