@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     """Event seconds (of learned labels' transactions) between fits of the batch challenger
     (HistGradientBoosting) on the labelled window; 0: never. It is judged like a retrain
     (``retrain_holdout_share``, ``retrain_margin``, ``retrain_min_labels``/``_frauds``)."""
+    batch_window_s: float = Field(28 * 86400.0, gt=0)
+    batch_window_labels: int = Field(200_000, ge=10)
+    """The batch challenger is fitted on every label learned over the last ``batch_window_s``
+    of event time, at most ``batch_window_labels`` of them (448 bytes each in the learner),
+    older than the labels held back to judge it (``services/learner/batch_window.py``)."""
     batch_trees: int = Field(100, ge=1)
     """Boosting iterations of the batch challenger."""
     batch_card_k: int = Field(100, ge=1)

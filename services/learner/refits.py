@@ -61,7 +61,7 @@ class BatchRefits:
         if clock is None:
             return None
         trainer = self.lineage.trainer
-        decision = await asyncio.to_thread(refit, trainer.model, list(trainer.recent), self.config)
+        decision = await asyncio.to_thread(refit, trainer.model, list(trainer.recent), self.config, trainer.batch)
         self.decisions.append(decision)
         if decision.challenger is None:
             log.warning("batch refit at %s refused: %s", datetime.fromtimestamp(clock, UTC), decision.why)

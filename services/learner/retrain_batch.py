@@ -34,8 +34,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from services.learner.batch_window import BatchWindow
 from services.learner.retrain import Decision, Example, Judging, evaluate, split
-from services.model.batch import BatchModel, Model, fit
+from services.model.batch import BatchModel, Model, fit, fit_matrix
 from services.model.fraud_model import FraudModel
 from services.model.metrics import Scored, card_precision_at_k
 
@@ -66,9 +69,11 @@ def judged(pairs: list[Scored], examples: list[Example], config: BatchConfig) ->
     return metrics
 
 
-def refit(champion: Model, window: Iterable[Example], config: BatchConfig) -> Decision:
+def refit(champion: Model, window: Iterable[Example], config: BatchConfig, batch: BatchWindow | None = None
+          ) -> Decision:
     """Fit the trees on the older part of the window, judge both on the held-back labels the
-    champion scored live, decide."""
+    champion scored live, decide. With ``batch`` (the learner's longer window), the trees are
+    fitted on its labels older than the held-back ones instead, when it holds more of them."""
     examples = list(window)
     frauds = sum(e.is_fraud for e in examples)
     if len(examples) < config.min_labels or frauds < config.min_frauds:
@@ -82,8 +87,17 @@ def refit(champion: Model, window: Iterable[Example], config: BatchConfig) -> De
         return Decision("refuse", f"no fraud (or no genuine label) to fit or judge: {older_frauds} frauds in "
                                   f"{len(older)} training labels, {live_frauds} in {len(live)} held-back labels "
                                   f"the champion scored live")
-    challenger = fit([e.x for e in older], [e.is_fraud for e in older], [e.weight for e in older],
-                     online_line(champion), trees=config.trees, seed=config.seed)
+    # the learner's longer window, when it holds more of the labels before the held-back ones
+    none = np.zeros(0)
+    X, y, weights, ts = batch.arrays(before=holdout[0].ts) if batch is not None else (none, none, none, none)
+    if batch is not None and len(y) > len(older) and 0 < y.sum() < len(y):
+        challenger = fit_matrix(X, y, weights, batch.names, online_line(champion), trees=config.trees,
+                                seed=config.seed)
+        fitted, fitted_frauds, fitted_from = len(y), int(y.sum()), float(ts.min())
+    else:
+        challenger = fit([e.x for e in older], [e.is_fraud for e in older], [e.weight for e in older],
+                         online_line(champion), trees=config.trees, seed=config.seed)
+        fitted, fitted_frauds, fitted_from = len(older), older_frauds, older[0].ts
     mine = [(s, e.is_fraud, e.weight) for s, e in zip(challenger.score_many([e.x for e in live]), live)]
     theirs = [(e.champion_score, e.is_fraud, e.weight) for e in live if e.champion_score is not None]
     metrics, champion_metrics = judged(mine, live, config), judged(theirs, live, config)
@@ -93,9 +107,9 @@ def refit(champion: Model, window: Iterable[Example], config: BatchConfig) -> De
     why = (f"batch challenger AP {ap:.4f} {'≥' if ap >= champion_ap + config.margin else '<'} champion AP "
            f"{champion_ap:.4f} + margin {config.margin}, card precision@{config.card_k} {cards:.4f} "
            f"{'≥' if cards >= champion_cards else '<'} {champion_cards:.4f}, on {len(live)} held-back labels "
-           f"({live_frauds} frauds) the champion scored live; fitted on {len(older)} ({older_frauds} frauds)")
-    metrics |= {"train_labels": float(len(older)), "train_frauds": float(older_frauds)}
+           f"({live_frauds} frauds) the champion scored live; fitted on {fitted} ({fitted_frauds} frauds)")
+    metrics |= {"train_labels": float(fitted), "train_frauds": float(fitted_frauds)}
     # Promoted, the window stays the line's, with no live score: the new champion did not score it live.
     kept = [replace(e, champion_score=None) for e in older + holdout]
     return Decision("promote" if promote else "reject", why, challenger, metrics, champion_metrics, mine,
-                    len(older), len(live), older[0].ts, holdout[-1].ts, kept)
+                    fitted, len(live), fitted_from, holdout[-1].ts, kept)

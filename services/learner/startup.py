@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from services.features import FeatureReader, feature_reader
+from services.learner.batch_window import BatchWindow
 from services.learner.joining import LabelJoin
 from services.learner.learner import Learner
 from services.learner.lineage import Lineage
@@ -50,7 +51,9 @@ async def start_learner(settings: Settings, redis: AsyncRedis) -> Learner:
             model = await load_verified(artifacts, current.artifact_ref, current.artifact_sha256)
         except ArtifactError as exc:
             log.error("champion %s cannot be loaded (%s); starting a fresh model", current.version, exc)
-    trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold, settings.retrain_window_labels)
+    batch = BatchWindow(settings.batch_window_s, settings.batch_window_labels) if settings.batch_refit_every_s else None
+    trainer = Trainer(model, settings.genuine_sample_rate, settings.alert_threshold, settings.retrain_window_labels,
+                      batch)
     learner = assemble(settings, redis, feature_reader(redis, settings), artifacts, trainer, history)
     await learner.queue.resume()
     await learner.waiting.resume()

@@ -16,6 +16,7 @@ import zlib
 from collections import deque
 from datetime import UTC, datetime
 
+from services.learner.batch_window import BatchWindow
 from services.learner.retrain import Example
 from services.model.batch import BatchModel, Model
 from services.model.metrics import Prequential
@@ -35,10 +36,13 @@ def sampled(tx_id: str, rate: float) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: Model, genuine_rate: float, alert_threshold: float, window_labels: int = 5000):
+    def __init__(self, model: Model, genuine_rate: float, alert_threshold: float, window_labels: int = 5000,
+                 batch: BatchWindow | None = None):
         self.model = model
         self.recent: deque[Example] = deque(maxlen=window_labels)
         """The latest learned labels, with the score the model gave each before learning it (for retrains)."""
+        self.batch = batch
+        """Every learned label of a longer span, compact: what the batch challenger is fitted on."""
         self.genuine_rate = genuine_rate
         self.metrics = Prequential(threshold=alert_threshold)
         self.learned_since_publish = 0
@@ -73,6 +77,8 @@ class Trainer:
         self.metrics.update(score, is_fraud, weight)
         at = ts if isinstance(ts, float) else ts.timestamp()
         self.recent.append(Example(x, is_fraud, at, weight, score, card))
+        if self.batch is not None:
+            self.batch.add(x, is_fraud, at, weight)
         self.model.learn(x, is_fraud)
         self.learned_since_publish += 1
         moment = _aware(ts)

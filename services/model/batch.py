@@ -158,16 +158,24 @@ def fit(xs: list[dict[str, float]], ys: list[bool], weights: list[float], online
         trees: int = 100, seed: int = 42) -> BatchModel:
     """Fit the trees on a labelled window (features as stored, each with its weight); the
     columns are every feature name seen, in sorted order. Deterministic for a given window."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
 
     names = sorted({name for x in xs for name in x})
-    X = np.clip(np.array([[x.get(f, np.nan) for f in names] for x in xs], dtype=float), -LIMIT, LIMIT)
-    y, w = np.array(ys, dtype=bool), np.array(weights, dtype=float)
+    X = np.array([[x.get(f, np.nan) for f in names] for x in xs], dtype=float)
+    return fit_matrix(X, np.array(ys, dtype=bool), np.array(weights, dtype=float), names, online,
+                      trees=trees, seed=seed)
+
+
+def fit_matrix(X: np.ndarray, y: np.ndarray, w: np.ndarray, names: Sequence[str], online: FraudModel, *,
+               trees: int = 100, seed: int = 42) -> BatchModel:
+    """``fit`` on a matrix whose columns are ``names`` (the learner's compact batch window)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = np.clip(X, -LIMIT, LIMIT)
     estimator = HistGradientBoostingClassifier(max_iter=trees, learning_rate=0.1, max_leaf_nodes=31,
                                                early_stopping=False, random_state=seed)
     with one_thread():
         estimator.fit(X, y, sample_weight=w)
-    return BatchModel(estimator, names, online, usual(names, X, w), len(ys), int(y.sum()))
+    return BatchModel(estimator, names, online, usual(list(names), X, w), len(y), int(y.sum()))
 
 
 def usual(names: list[str], X: np.ndarray, w: np.ndarray) -> Usual:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.learner.batch_window import BatchWindow
 from services.learner.retrain import Example, RetrainConfig, retrain
 from services.learner.retrain_batch import BatchConfig, online_line, refit
 from services.learner.startup import assemble
@@ -163,6 +164,24 @@ def test_trees_beat_a_linear_champion_on_a_band_and_are_promoted():
     assert [e.ts for e in decision.window] == sorted(e.ts for e in decision.window)
     assert all(e.champion_score is None for e in decision.window)
     assert len(decision.challenger_pairs) == 270
+
+
+def test_trees_are_fitted_on_the_longer_batch_window_older_than_the_held_back_labels():
+    # 9 days of the band; the retrain window keeps the last 900 labels (3 days), the batch window all
+    days = band(8, n=2700, champion_score=hour_linear)
+    config = BatchConfig(min_labels=100, min_frauds=10, card_k=5, trees=30)
+    window = BatchWindow(span_s=28 * DAY, max_labels=200_000)
+    for e in days:
+        window.add(e.x, e.is_fraud, e.ts, e.weight)
+    short, longer = refit(FraudModel(), days[-900:], config), refit(FraudModel(), days[-900:], config, window)
+    assert (short.train_size, longer.train_size) == (630, 2430)  # all of the 9 days before the held-back 270
+    assert longer.metrics["train_frauds"] == sum(e.is_fraud for e in days[:2430])
+    assert (longer.holdout_size, longer.start) == (270, days[0].ts)
+    assert longer.why.endswith(f"fitted on 2430 ({int(longer.metrics['train_frauds'])} frauds)")
+    # a window of another feature set (or none yet) holds fewer than the retrain window: that one is used
+    other = BatchWindow(span_s=28 * DAY, max_labels=200_000)
+    other.add({"another": 1.0}, False, days[-1].ts, 1.0)
+    assert refit(FraudModel(), days[-900:], config, other).train_size == 630
 
 
 def test_trees_no_better_than_the_champion_are_rejected():
