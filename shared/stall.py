@@ -80,7 +80,7 @@ class FetchWait:
         if ms == self.ms:
             return
         if self.ms < 4 * self.base_ms <= ms:  # widened well past the setting: the broker cannot keep up
-            log.info("%s: fetches come back empty while the broker holds more; waiting up to %d ms for "
+            log.debug("%s: fetches come back empty while the broker holds more; waiting up to %d ms for "
                         "each (setting: %d ms) until caught up", self.service, ms, self.base_ms)
         self.ms = ms
         # aiokafka's fetcher reads this for every fetch request it builds; there is no public setter
