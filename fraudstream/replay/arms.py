@@ -10,6 +10,11 @@ scores every transaction and learns from the labels as they arrive.
 - :class:`BatchArm`: a scikit-learn model refitted every ``refit_days`` of event time on
   the labels known then from the last ``window_days``: the batch challenger. Its scores
   wait in a buffer and are computed a batch at a time with the model of their moment.
+- :class:`LoopArm` (kind ``loop``): the learner as configured, the whole CT loop but the
+  broker: the online champion learning through the ``Trainer`` and the batch window, a
+  snapshot every ``publish_every_labels``, and the batch challenger refitted every
+  ``batch_refit_every_s`` with the learner's own ``refit`` (fit, judge on the held-back
+  labels the champion scored live, promote or reject). It scores with the version served.
 
 An arm is written as ``name=kind:key=value,...`` (:func:`parse_arm`), e.g.
 ``plain=linear:rate=1`` or ``hgb=hgb:window_days=28``.
@@ -34,7 +39,7 @@ if TYPE_CHECKING:  # imported where fitted: scikit-learn takes a second to impor
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
 DAY_S = 86400.0
-ONLINE_KINDS = ("linear", "arf", "amf", "twin")
+ONLINE_KINDS = ("linear", "arf", "amf", "twin", "loop")
 BATCH_KINDS = ("hgb", "forest")
 FEATURE_SETS = ("base", "shares", "no_rates")
 """base: the services' features (with the merchant label shares); shares: the same, the name
@@ -142,7 +147,7 @@ class BatchArm:
         if len(self.pending) >= 4096:
             self._flush()
 
-    def learn(self, tx_id: str, x: list[float], y: bool, ts: float) -> None:
+    def learn(self, tx_id: str, x: list[float], y: bool, ts: float, card: str | None = None) -> None:
         if y or sampled(tx_id, self.rate):
             self.examples.append((ts, self._pick(x), y))
 
@@ -201,7 +206,7 @@ class TwinArm:
         if len(self.pending) >= 4096:
             self._flush()
 
-    def learn(self, tx_id: str, x: list[float], y: bool, ts: float) -> None:
+    def learn(self, tx_id: str, x: list[float], y: bool, ts: float, card: str | None = None) -> None:
         if not y and not sampled(tx_id, self.rate):
             return
         self.twin.learn(np.array(self._pick(x), dtype=np.float64), y)
@@ -215,6 +220,95 @@ class TwinArm:
     def _flush(self) -> None:
         if self.pending:
             self.scores.extend(self.serving.score_many(np.array(self.pending, dtype=np.float64)))
+            self.pending = []
+
+    def finish(self) -> None:
+        self._flush()
+
+
+class LoopArm:
+    """The learner's model line with its scheduled batch refits; scores with the version served.
+
+    Labels are learned in runs of ``LABEL_RUN`` (the learner takes them a consumed batch at a
+    time too; a batch champion scores a run in one prediction); the snapshot and the refit
+    schedule are checked after each run. Keys: rate, lr, publish, refit_days, window_days.
+    """
+
+    LABEL_RUN = 256
+
+    def __init__(self, spec: ArmSpec, settings: Settings, columns: tuple[str, ...], names: tuple[str, ...],
+                 scores: array):
+        from services.learner.batch_window import BatchWindow
+        from services.learner.retrain_batch import BatchConfig
+
+        self.name, self.names, self.scores = spec.name, names, scores
+        self._pick = picker(columns, names)
+        self.rate = spec.get("rate", settings.genuine_sample_rate)
+        model = FraudModel(genuine_rate=self.rate, lr=spec.get("lr", LEARNING_RATE))
+        window = BatchWindow(spec.get("window_days", settings.batch_window_s / DAY_S) * DAY_S,
+                             settings.batch_window_labels)
+        self.trainer = Trainer(model, self.rate, settings.alert_threshold, settings.retrain_window_labels, window)
+        self.every = int(spec.get("publish", settings.publish_every_labels))
+        self.refit_s = spec.get("refit_days", settings.batch_refit_every_s / DAY_S) * DAY_S
+        self.config = BatchConfig.from_settings(settings)
+        self.next_refit: float | None = None
+        self.labels: list = []
+        self.pending: list[dict[str, float]] = []
+        self.versions, self.promoted, self.rejected = 0, 0, 0
+        self._serve()
+
+    def _serve(self) -> None:
+        """The version scoring serves from now on (the trainer's model as it is)."""
+        self._flush()
+        model = self.trainer.model
+        if isinstance(model, FraudModel) and model.kind == "linear":
+            coefficients = model.coefficients()
+            self.serving: Callable[[list[dict[str, float]]], list[float]] = (
+                lambda xs: [sigmoid(coefficients.logit(x)) for x in xs])
+        else:  # a batch model: its trees do not move while its online line learns
+            self.serving = copy.deepcopy(model).score_many
+        self.versions += 1
+
+    def score_later(self, x: list[float], ts: float) -> None:
+        self.pending.append(dict(zip(self.names, self._pick(x))))
+        if len(self.pending) >= 4096:
+            self._flush()
+
+    def learn(self, tx_id: str, x: list[float], y: bool, ts: float, card: str | None = None) -> None:
+        if y or sampled(tx_id, self.rate):
+            self.labels.append((tx_id, dict(zip(self.names, self._pick(x))), y, ts, card))
+        if len(self.labels) >= self.LABEL_RUN:
+            self._learn_run()
+
+    def _learn_run(self) -> None:
+        from services.learner.retrain_batch import refit
+
+        self._flush()  # what came before these labels was scored by the version before them
+        trainer = self.trainer
+        trainer.learn_many(self.labels)
+        self.labels = []
+        if trainer.learned_since_publish >= self.every:
+            trainer.learned_since_publish = 0
+            self._serve()
+        if not self.refit_s or trainer.start is None or trainer.end is None:
+            return
+        if self.next_refit is None:
+            self.next_refit = trainer.start.timestamp() + self.refit_s
+        clock = trainer.end.timestamp()
+        if clock < self.next_refit:
+            return
+        self.next_refit = clock + self.refit_s
+        decision = refit(trainer.model, list(trainer.recent), self.config, trainer.batch)
+        if decision.outcome == "promote" and decision.challenger is not None:
+            trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
+            self.promoted += 1
+            self._serve()
+        elif decision.outcome == "reject":
+            self.rejected += 1
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.scores.extend(self.serving(self.pending))
             self.pending = []
 
     def finish(self) -> None:

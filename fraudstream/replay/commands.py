@@ -266,9 +266,12 @@ def _replay_locally(replayed: Replayed, delay_s: float):
 
 Arms = Annotated[list[str] | None, typer.Option(
     "--arm", help="a model to run, NAME=KIND[:key=value,...] (repeat for several, side by side on one pass). "
-                  "KIND: linear, arf, amf (online) or hgb, forest (batch, refitted weekly). Keys: rate (genuine "
-                  "labels learned), lr, l2, clip (sd; 0: none), publish (labels per version), features (base, "
-                  "shares, no_rates); batch: window_days, refit_days, trees. Default: the champion as configured")]
+                  "KIND: linear, arf, amf (online), hgb, forest (batch, refitted weekly), or loop (the learner "
+                  "as configured: its champion and its scheduled batch refits, judged and promoted as live). "
+                  "Keys: rate (genuine labels learned), lr, l2, clip (sd; 0: none), publish (labels per version), "
+                  "features (base, shares, no_rates); batch: window_days, refit_days, trees; loop: window_days, "
+                  "refit_days. "
+                  "Default: the champion as configured")]
 
 
 def evaluate(

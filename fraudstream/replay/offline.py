@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, OnlineArm, TwinArm
+from fraudstream.replay.arms import BATCH_KINDS, ArmSpec, BatchArm, LoopArm, OnlineArm, TwinArm
 from fraudstream.replay.incremental import IncrementalFeatures
 from fraudstream.replay.source import StreamEvent
 from services.features.definitions import FEATURE_NAMES
@@ -65,7 +65,7 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
     out = Scored(tx_ids=[] if keep_ids else None, features={} if keep_features else None)
     engine = IncrementalFeatures()
     online: list[tuple[OnlineArm, array]] = []
-    batch: list[BatchArm | TwinArm] = []  # arms that score a batch at a time, when their model changes
+    batch: list[BatchArm | TwinArm | LoopArm] = []  # arms that score a batch at a time, when their model changes
     for spec in arms:
         out.scores[spec.name] = array("f")
         names = FEATURE_SET_NAMES[spec.options.get("features", "base")]
@@ -73,9 +73,11 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
             batch.append(BatchArm(spec, settings, engine.names, names, out.scores[spec.name]))
         elif spec.kind == "twin":
             batch.append(TwinArm(spec, settings, engine.names, names, out.scores[spec.name]))
+        elif spec.kind == "loop":
+            batch.append(LoopArm(spec, settings, engine.names, names, out.scores[spec.name]))
         else:
             online.append((OnlineArm(spec, settings, engine.names, names), out.scores[spec.name]))
-    waiting: dict[str, tuple[float, list[float], str]] = {}  # tx_id → what its label joins to
+    waiting: dict[str, tuple[float, list[float], str, int]] = {}  # tx_id → what its label joins to
     seen: set[str] = set()  # ingest's dedup, forgetting after its TTL (here in event time)
     remembered: deque[tuple[float, str]] = deque()
     cards, refused = out.cards, out.refused
@@ -94,12 +96,12 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
                 if joined is None:
                     refused[UNKNOWN] = refused.get(UNKNOWN, 0) + 1
                     continue
-                ts, x, merchant = joined
+                ts, x, merchant, card = joined
                 engine.apply_label(merchant, labelled_at, is_fraud)
                 for online_arm, _ in online:
                     online_arm.learn(tx_id, x, is_fraud, ts)
                 for batch_arm in batch:
-                    batch_arm.learn(tx_id, x, is_fraud, ts)
+                    batch_arm.learn(tx_id, x, is_fraud, ts, str(card))
                 continue
             row = event[1]
             tx_id = row.tx_id
@@ -115,10 +117,11 @@ def evaluate(settings: Settings, events: Iterable[StreamEvent], arms: list[ArmSp
                 scores.append(online_arm.score(x))
             for batch_arm in batch:
                 batch_arm.score_later(x, row.ts)
+            card = cards.setdefault(row.card, len(cards))
             if row.label is not None:
-                waiting[tx_id] = (row.ts, x, row.merchant)
+                waiting[tx_id] = (row.ts, x, row.merchant, card)
             ts_col.append(row.ts)
-            card_col.append(cards.setdefault(row.card, len(cards)))
+            card_col.append(card)
             label_col.append(-1 if row.label is None else int(row.label))
             if out.tx_ids is not None:
                 out.tx_ids.append(tx_id)

@@ -16,6 +16,7 @@ from shared.settings import Settings
 from shared.topics import TRANSACTIONS_RAW
 
 DAY_S = 86400.0
+LOOP_VERSIONS, ONLINE_VERSIONS = 4, 3  # the initial version, 2 snapshots (and 1 promoted refit)
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,16 @@ def test_arms_are_refused_with_the_reason():
         parse_arm("x=tree")
     with pytest.raises(ValueError, match="features must be one of"):
         parse_arm("x=twin:features=all")
+
+
+def test_the_loop_arm_is_the_learner_with_its_scheduled_batch_refits(history):
+    # the learner as configured: its champion, a snapshot per run of labels, and the batch
+    # challenger refitted daily (judged by the learner's own refit) or never
+    settings = Settings(publish_every_labels=50, genuine_sample_rate=0.5, retrain_min_labels=60,
+                        retrain_min_frauds=5, batch_window_s=7 * DAY_S)
+    stream = Stream(io.StringIO(history), label_delay_s=DAY_S)
+    out = evaluate(settings, stream, [parse_arm("loop=loop:refit_days=1"), parse_arm("online=loop:refit_days=0")])
+    assert len(out.scores["loop"]) == len(out.scores["online"]) == len(out.ts) == 1501
+    assert all(0.0 <= s <= 1.0 for s in out.scores["loop"])
+    assert out.versions == {"loop": LOOP_VERSIONS, "online": ONLINE_VERSIONS}
+    assert list(out.scores["loop"]) != list(out.scores["online"])  # a refit was promoted and served
