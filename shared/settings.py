@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     learning rate (``docs/evaluate.md``, "Defaults")."""
     artifact_store: str = "redis"
     """``redis`` or a filesystem path such as ``file:///var/lib/fraudstream/models``."""
+    artifacts_kept: int = Field(200, ge=2)
+    artifact_grace_s: float = Field(3600.0, ge=0)
+    """The artifacts of the latest ``artifacts_kept`` announced versions are kept (to inspect,
+    promote or roll back to), and the champion's and the shadowed challenger's; an older one
+    goes ``artifact_grace_s`` after it falls out (``services/learner/publishing.py``)."""
     retrain_window_labels: int = Field(5000, ge=10)
     """The latest learned labels a retrain draws its challenger's training and evaluation from."""
     retrain_holdout_share: float = Field(0.3, gt=0, lt=1)

@@ -54,11 +54,14 @@ SOAK_ENV = {
     "FRAUDSTREAM_RETRAIN_MIN_LABELS_SINCE_DRIFT": "800",
     "FRAUDSTREAM_RECENT_SCORES": "20000",
     "FRAUDSTREAM_DASHBOARD_LABEL_WAIT_S": "300",
+    "FRAUDSTREAM_ARTIFACTS_KEPT": "50",
+    "FRAUDSTREAM_ARTIFACT_GRACE_S": "60",
 }
 """Production-like learning (sampling, retrains); TTLs, the monitor's table of recent scores
 and the dashboard's score/label join (every score kept ``dashboard_label_wait_s``, an hour by
-default: a one-hour run would only ever fill it) small enough that a run of minutes reaches the
-steady state of a long deployment. Labels come ~2 wall seconds after their transaction."""
+default: a one-hour run would only ever fill it) and the artifacts kept (the latest 50 versions'
+and a minute's grace: a version every few seconds here) small enough that a run of minutes
+reaches the steady state of a long deployment. Labels come ~2 wall seconds after their transaction."""
 
 
 def slope(points: list[tuple[float, float]]) -> float:

@@ -16,7 +16,7 @@ from services.learner.lineage import Lineage
 from services.learner.once import LearnedOnce
 from services.learner.retrain import Decision
 from services.model import registry
-from services.model.artifacts import ArtifactStore, dump
+from services.model.artifacts import ArtifactError, ArtifactStore, dump
 from services.model.batch import Model
 from shared.codec import encode
 from shared.events import ModelVersionPublished
@@ -36,6 +36,10 @@ class Publisher:
         """A snapshot holds everything consumed so far: offsets may be committed."""
         self.unsent: list[Out] = []
         """Announcements made and not yet acknowledged."""
+        self._next_to_retire = 0
+        """Announcements before this index in the lineage's history were looked at by ``_retire``."""
+        self._spared: list[ModelVersionPublished] = []
+        """Announcements past the kept ones whose version was still serving or shadowed."""
 
     def acknowledged(self) -> bool:
         """The runner sent every announcement; returns whether a snapshot was among them."""
@@ -108,4 +112,26 @@ class Publisher:
                                       artifact_sha256=sha, **fields)
         self.lineage.record(event)
         self.unsent.append(Out(self.topic, version.encode(), encode(event)))
+        await self._retire()
         return event
+
+    async def _retire(self) -> None:
+        """Artifacts of versions announced before the latest ``artifacts_kept`` go after
+        ``artifact_grace_s`` (a replica still loading one has that long), except the
+        champion's, the shadowed challenger's and any version among the kept ones: without
+        this every snapshot stays forever (a batch champion's is ~275 KB, one a minute)."""
+        history, keep = self.lineage.history, self.settings.artifacts_kept
+        champion = registry.champion(history)
+        recent = {e.version for e in history[-keep:]}
+        alive = recent | {champion.version if champion else None, self.lineage.version, self.lineage.shadow.version}
+        due, self._spared = self._spared + history[self._next_to_retire : max(0, len(history) - keep)], []
+        self._next_to_retire = max(self._next_to_retire, len(history) - keep)
+        for event in due:
+            if event.version in alive:
+                if event.version not in recent:
+                    self._spared.append(event)  # serving or shadowed: looked at again next time
+                continue
+            try:
+                await self.artifacts.retire(event.artifact_ref, self.settings.artifact_grace_s)
+            except ArtifactError as exc:  # not ours, or the store refused: leave it, say so
+                log.warning("artifact of %s not retired: %s", event.version, exc)

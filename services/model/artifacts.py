@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -72,11 +73,14 @@ def load(blob: bytes, sha256: str) -> Model:
 
 
 class ArtifactStore(Protocol):
-    """Where model bytes live. ``put`` returns the reference that ``get`` takes back."""
+    """Where model bytes live. ``put`` returns the reference that ``get`` takes back;
+    ``retire`` lets the artifact at a reference go ``after_s`` from now."""
 
     async def put(self, version: str, blob: bytes) -> str: ...
 
     async def get(self, ref: str) -> bytes: ...
+
+    async def retire(self, ref: str, after_s: float) -> None: ...
 
 
 class RedisArtifactStore:
@@ -95,9 +99,23 @@ class RedisArtifactStore:
             raise ArtifactError(f"cannot store artifact {key}: {exc!r}") from exc
         return f"redis:{key}"
 
-    async def get(self, ref: str) -> bytes:
+    async def retire(self, ref: str, after_s: float) -> None:
+        """The key expires ``after_s`` from now (at once for 0); a key gone already stays gone."""
+        key = self._key(ref)
+        try:
+            await self.redis.expire(key, max(1, round(after_s)))
+        except _TRANSIENT:
+            raise
+        except RedisError as exc:
+            raise ArtifactError(f"cannot retire artifact {key}: {exc!r}") from exc
+
+    def _key(self, ref: str) -> str:
         if not ref.startswith(f"redis:{self.prefix}:artifact:"):
             raise ArtifactError(f"not an artifact of this Redis store: {ref!r}")
+        return ref.removeprefix("redis:")
+
+    async def get(self, ref: str) -> bytes:
+        self._key(ref)
         try:
             # our clients never decode responses: a string value is bytes (redis-py types any reply)
             blob = cast(bytes | None, await self.redis.get(ref.removeprefix("redis:")))
@@ -119,12 +137,33 @@ class FileArtifactStore:
     async def put(self, version: str, blob: bytes) -> str:
         path = self.root / f"{_checked(version)}.model"
         await asyncio.to_thread(_write_atomically, path, blob)
+        await asyncio.to_thread(self._sweep)
         return f"file://{path}"
 
-    async def get(self, ref: str) -> bytes:
+    async def retire(self, ref: str, after_s: float) -> None:
+        """A ``.retire`` file beside the artifact holds its deadline; each ``put`` sweeps the past ones."""
+        path = self._path(ref)
+        await asyncio.to_thread(_write_atomically, path.with_suffix(".retire"),
+                                repr(time.time() + after_s).encode())
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for mark in self.root.glob("*.retire"):
+            try:
+                if float(mark.read_text()) <= now:
+                    mark.with_suffix(".model").unlink(missing_ok=True)
+                    mark.unlink(missing_ok=True)
+            except (OSError, ValueError):
+                continue  # another learner swept it, or a torn mark: the next put tries again
+
+    def _path(self, ref: str) -> Path:
         path = Path(ref.removeprefix("file://")).resolve()
         if not ref.startswith("file://") or path.parent != self.root:
             raise ArtifactError(f"not an artifact of the file store at {self.root}: {ref!r}")
+        return path
+
+    async def get(self, ref: str) -> bytes:
+        path = self._path(ref)
         try:
             return await asyncio.to_thread(path.read_bytes)
         except OSError as exc:

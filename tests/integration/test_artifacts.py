@@ -72,3 +72,25 @@ async def test_file_store_refuses_missing_foreign_and_unsafe_artifacts(tmp_path)
         await store.get("redis:fs:artifact:v1")
     with pytest.raises(ArtifactError, match="must match"):
         await store.put("../escape", b"x")
+
+
+async def test_a_retired_artifact_goes_after_its_grace_in_either_store(settings, redis_client, tmp_path):
+    blob, sha = dump(FraudModel())
+    store = make_store(settings, redis_client)
+    kept, retired = await store.put("v1", blob), await store.put("v2", blob)
+    await store.retire(retired, 600)
+    key = retired.removeprefix("redis:")
+    assert 590 <= await redis_client.ttl(key) <= 600 and await redis_client.ttl(kept.removeprefix("redis:")) == -1
+    await store.retire(retired, 0)  # at once (1 s: Redis's least)
+    await store.retire(kept.replace("v1", "never"), 60)  # a key gone already stays gone
+    assert await redis_client.exists(kept.replace("v1", "never").removeprefix("redis:")) == 0
+    assert (await load_verified(store, kept, sha)).kind == "linear"
+
+    files = FileArtifactStore(tmp_path)
+    old, young = await files.put("v1", blob), await files.put("v2", blob)
+    await files.retire(old, 0)
+    await files.retire(young, 600)
+    await files.put("v3", blob)  # each put sweeps what is past its deadline
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v2.model", "v2.retire", "v3.model"]
+    with pytest.raises(ArtifactError):
+        await files.get(old)

@@ -188,11 +188,14 @@ def test_the_trainer_keeps_a_bounded_window_of_learned_labels_with_their_live_sc
 
 class Store:
     def __init__(self):
-        self.blobs = {}
+        self.blobs, self.retired = {}, {}
 
     async def put(self, version, blob):
         self.blobs[version] = blob
         return f"mem:{version}"
+
+    async def retire(self, ref, after_s):
+        self.retired[ref] = after_s
 
 
 def learner_with(examples: list[Example], **settings) -> Learner:
