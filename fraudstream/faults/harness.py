@@ -12,6 +12,7 @@ from pathlib import Path
 from fraudstream.faults.accounting import ReadBack, expected_labels
 from fraudstream.faults.load import Workload
 from fraudstream.faults.processes import AofRedis, Fleet, service_env
+from fraudstream.stack import free_port
 from services import SERVICES
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -55,7 +56,11 @@ class Run:
 
     async def __aenter__(self) -> Run:
         self.redis.start()
-        env = service_env(dict(os.environ), self.bootstrap, self.redis.url, self.prefix, RUN_ENV | self.extra_env)
+        # the dashboard's web port is the run's own: another dashboard on this host (a soak, the
+        # demo) must not make this one exit with "address already in use"
+        own = {"FRAUDSTREAM_DASHBOARD_PORT": str(free_port())}
+        env = service_env(dict(os.environ), self.bootstrap, self.redis.url, self.prefix,
+                          RUN_ENV | own | self.extra_env)
         fields: dict = {k.removeprefix("FRAUDSTREAM_").lower(): v for k, v in env.items()
                         if k.startswith("FRAUDSTREAM_")}
         self.settings = Settings(**fields)
