@@ -70,6 +70,41 @@ class ServiceSpec:
     """Hand over undecoded records (``Inbound.event`` is None): ingest, which validates producer bytes."""
     views: Mapping[str, type[View]] = field(default_factory=dict)
     """Inputs read as a view of their event (``shared.trusted.View``): only the fields the service uses."""
+    first: tuple[str, ...] = ()
+    """Inputs read before the others (labels before transactions): see :func:`take_first`."""
+
+
+CATCH_UP_MS = 50
+"""How long a batch waits for the records of a ``first`` input its consumer knows are there."""
+
+
+async def take_first(consumer: AIOKafkaConsumer, first: frozenset[str], polled: dict[TopicPartition, list],
+                     max_records: int) -> dict[TopicPartition, list]:
+    """``polled``, with what the broker held of the ``first`` topics when it answered.
+
+    Kafka orders records within a partition only, and a consumer of two topics gets each
+    from its own fetch: a label produced before a transaction can be read after it, and the
+    transaction's features then miss a label they should count (a merchant's labels of the
+    hours before it). So before a batch holding other records is handled, a held ``first``
+    partition whose high watermark (as the last fetch saw it, the one that brought the
+    batch when the broker leads both) is past the position is read too, up to
+    ``max_records``: the handler gets those labels in the same batch and applies them
+    first. Nothing is asked when no ``first`` partition is behind, the usual case.
+    """
+    if not first or all(tp.topic in first for tp in polled):
+        return polled
+    behind = []
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp) if tp.topic in first else None
+        try:
+            if highwater is not None and highwater > await consumer.position(tp):
+                behind.append(tp)
+        except IllegalStateError:
+            continue  # revoked since assignment() was read
+    if not behind:
+        return polled
+    more = await consumer.getmany(*behind, timeout_ms=CATCH_UP_MS, max_records=max_records)
+    return {**polled, **{tp: polled.get(tp, []) + records for tp, records in more.items()}}
 
 
 def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
@@ -88,6 +123,7 @@ async def run_batches(
     ready_to_commit: Callable[[], bool] | None = None,
     stalls: StallWatch | None = None,
     fetch_wait: FetchWait | None = None,
+    first: frozenset[str] = frozenset(),
 ) -> None:
     """Consume until ``stop`` is set. ``on_idle`` runs when a poll returns nothing, inside
     the same retry as a batch: its outputs are sent like a batch's.
@@ -97,7 +133,8 @@ async def run_batches(
     commits when its state is saved, so a restart replays what the state lacks).
     ``fetch_wait`` widens the fetch wait while fetches come back empty behind, ``stalls``
     logs and counts held partitions that bring nothing while the broker holds more
-    (``shared/stall.py``).
+    (``shared/stall.py``). Records of the ``first`` topics (full names) the broker held
+    when a batch was fetched come in that batch (:func:`take_first`).
     """
     uncommitted: dict[TopicPartition, int] = {}
     log_retry = before_sleep_log(log, logging.WARNING)
@@ -132,6 +169,7 @@ async def run_batches(
                 if ready_to_commit is not None and ready_to_commit() and uncommitted:
                     await _commit(service, consumer, uncommitted)
             continue
+        polled = await take_first(consumer, first, polled, settings.batch_max)
         records = [r for batch in polled.values() for r in batch]
         started = time.perf_counter()
         inbound, letters = boundary.decode(records)  # what does not decode is dead-lettered here
@@ -211,7 +249,8 @@ async def run_service(spec: ServiceSpec, settings: Settings, stop: asyncio.Event
             await run_batches(spec.name, clients.consumer, clients.sender, handler, boundary, settings, stop,
                               on_idle=getattr(handler, "on_idle", None),
                               ready_to_commit=getattr(handler, "ready_to_commit", None),
-                              stalls=clients.stalls, fetch_wait=clients.fetch_wait)
+                              stalls=clients.stalls, fetch_wait=clients.fetch_wait,
+                              first=frozenset(settings.topic(t) for t in spec.first))
 
 
 def _freeze_what_lives_forever() -> None:

@@ -68,6 +68,11 @@ MERCHANT_AGGREGATIONS = {
     "label_count": "labels (fraud or genuine) known in the hours [hour(ts) - W, hour(ts))",
 }
 """What each merchant aggregation means; merchant.lua and reference.py compute each one."""
+LABEL_AGGREGATIONS = frozenset({"fraud_rate", "fraud_share", "label_count"})
+"""The merchant aggregations that read labels. Labels come on their own topic, so what such a
+feature counts also depends on whether a label was read before the transaction: two runs of
+the services on one stream can differ on them where the stream is compressed in time (a
+label of an earlier hour sent just before a transaction), never on the others."""
 TX_AGGREGATIONS: dict[str, Callable[[Transaction], float]] = {
     "amount": lambda tx: tx.amount,
     "log1p_amount": lambda tx: math.log1p(tx.amount),

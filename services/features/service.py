@@ -87,7 +87,7 @@ async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
     yield Features(settings, FeatureStore(clients.redis, settings))
 
 
-SPEC = ServiceSpec(SERVICE, INPUTS, build)
+SPEC = ServiceSpec(SERVICE, INPUTS, build, first=(LABELS,))
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

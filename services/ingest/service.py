@@ -71,7 +71,7 @@ async def build(clients: Clients, settings: Settings, stop: asyncio.Event):
     yield Ingest(settings, Deduplicator(clients.redis, settings))
 
 
-SPEC = ServiceSpec(SERVICE, INPUTS, build, raw=True)
+SPEC = ServiceSpec(SERVICE, INPUTS, build, raw=True, first=(LABELS_RAW,))
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -21,6 +21,7 @@ from fraudstream.replay.run import MORE, replay
 from fraudstream.replay.source import Columns, Stream
 from fraudstream.simulator.traffic import SimulatorConfig, simulate, write_csv
 from services.features import service as features
+from services.features.definitions import FEATURES, LABEL_AGGREGATIONS
 from services.ingest import service as ingest
 from services.learner import service as learner
 from services.model.metrics import average_precision
@@ -118,34 +119,36 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
                            keep_features=True)
     assert set(offline.tx_ids) == set(replay_vectors) == set(live_vectors)
 
-    # Every feature but the merchants' fraud rates is equal: exactly between the two runs of
-    # the services, to 1e-9 offline (Lua and Python sum in the same order). A fraud rate
-    # counts the labels known at ts (applied before the transaction, with labelled_at <= ts):
-    # a label produced just before a transaction of a later event time, on the other topic,
-    # can still reach the features service after it.
-    rate_differs = {"live vs replay": set(), "offline vs replay": set()}
+    # Every feature but those read from labels is equal: exactly between the two runs of the
+    # services, to 1e-9 offline (Lua and Python sum in the same order). A label feature (fraud
+    # rate, fraud share, label count) counts the labels applied before the transaction: a
+    # label produced just before a transaction of a later event time, on the other topic, can
+    # still reach the features service after it, in either run of the services.
+    from_labels = {f.name for f in FEATURES if f.entity == "merchant" and f.aggregation in LABEL_AGGREGATIONS}
+    label_differs = {"live vs replay": set(), "offline vs replay": set()}
     merchant_rate_seen = 0
     for tx_id, x in replay_vectors.items():
         assert offline.features[tx_id].keys() == x.keys() == live_vectors[tx_id].keys()
         for name, value in x.items():
-            if name.startswith("merchant_fraud_rate"):
+            if name in from_labels:
                 for what, other in (("live vs replay", live_vectors), ("offline vs replay", offline.features)):
                     if not math.isclose(other[tx_id][name], value, abs_tol=1e-9):
-                        rate_differs[what].add(tx_id)
+                        label_differs[what].add(tx_id)
                 continue
             assert live_vectors[tx_id][name] == value, (tx_id, name)
             assert offline.features[tx_id][name] == pytest.approx(value, abs=1e-9), (tx_id, name)
         merchant_rate_seen += x["merchant_fraud_rate_30d"] > 0
-    print("\nmerchant fraud rates differ for " + ", ".join(f"{len(v)} of {N} transactions {k}"
-                                                         for k, v in rate_differs.items()))
+    print("\nlabel features differ for " + ", ".join(f"{len(v)} of {N} transactions {k}"
+                                                   for k, v in label_differs.items()))
     assert merchant_rate_seen > 100  # the labels reached the features: merchant fraud rates moved
-    # The replay sends a label only once its transaction was scored and cuts its chunks at
-    # labels, so it agrees with offline; the live producer above races the two topics, and
-    # how often a label loses depends on the machine's load (15–120 of 1,500 under a load
-    # of 10 on 2 cores, 0 when idle): a bound on the harness, not on the store, which is
-    # held equal to the reference bit for bit in test_feature_store.py.
-    assert len(rate_differs["offline vs replay"]) <= 0.01 * N
-    assert len(rate_differs["live vs replay"]) <= 0.1 * N
+    # Ingest and features read the labels a fetch found before the transactions with them
+    # (``take_first``), so neither run loses a label to the order of the two topics: 0 of
+    # 1,500 differ, idle or under 8 busy processes on 2 cores (10 in 2 of 3 runs without it).
+    # A label produced in the same request as a transaction can still be fetched a moment
+    # after it: a bound, not zero. The store is held equal to the reference bit for bit in
+    # test_feature_store.py.
+    assert len(label_differs["offline vs replay"]) <= 0.01 * N
+    assert len(label_differs["live vs replay"]) <= 0.1 * N
 
     # Scores: the same model code on the same labels, but not the same versions. The learner
     # publishes once a *batch* takes it past ``publish_every_labels`` (offline: at exactly
