@@ -239,6 +239,7 @@ class LoopArm:
     def __init__(self, spec: ArmSpec, settings: Settings, columns: tuple[str, ...], names: tuple[str, ...],
                  scores: array):
         from services.learner.batch_window import BatchWindow
+        from services.learner.refits import RefitClock
         from services.learner.retrain_batch import BatchConfig
 
         self.name, self.names, self.scores = spec.name, names, scores
@@ -249,12 +250,11 @@ class LoopArm:
                              settings.batch_window_labels)
         self.trainer = Trainer(model, self.rate, settings.alert_threshold, settings.retrain_window_labels, window)
         self.every = int(spec.get("publish", settings.publish_every_labels))
-        self.refit_s = spec.get("refit_days", settings.batch_refit_every_s / DAY_S) * DAY_S
+        self.refits = RefitClock(spec.get("refit_days", settings.batch_refit_every_s / DAY_S) * DAY_S)
         self.config = BatchConfig.from_settings(settings)
-        self.next_refit: float | None = None
         self.labels: list = []
         self.pending: list[dict[str, float]] = []
-        self.versions, self.promoted, self.rejected = 0, 0, 0
+        self.versions = 0
         self._serve()
 
     def _serve(self) -> None:
@@ -290,21 +290,14 @@ class LoopArm:
         if trainer.learned_since_publish >= self.every:
             trainer.learned_since_publish = 0
             self._serve()
-        if not self.refit_s or trainer.start is None or trainer.end is None:
+        clock = self.refits.due(trainer)
+        if clock is None:
             return
-        if self.next_refit is None:
-            self.next_refit = trainer.start.timestamp() + self.refit_s
-        clock = trainer.end.timestamp()
-        if clock < self.next_refit:
-            return
-        self.next_refit = clock + self.refit_s
+        self.refits.done(clock)
         decision = refit(trainer.model, list(trainer.recent), self.config, trainer.batch)
         if decision.outcome == "promote" and decision.challenger is not None:
             trainer.replace(decision.challenger, decision.window, decision.challenger_pairs)
-            self.promoted += 1
             self._serve()
-        elif decision.outcome == "reject":
-            self.rejected += 1
 
     def _flush(self) -> None:
         if self.pending:

@@ -241,7 +241,7 @@ def test_the_refit_is_due_a_period_after_the_first_label_and_a_promotion_trains_
     examples = band(5, champion_score=hour_linear)  # 3 days of labels, less 288 s
     learner = learner_with(examples, batch_refit_every_s=3 * DAY)
     assert asyncio.run(learner.refits.maybe_refit()) is None  # due at 3 days
-    assert learner.refits.next_due == T0 + 3 * DAY and learner.publisher.unsent == []
+    assert learner.refits.clock.next_due == T0 + 3 * DAY and learner.publisher.unsent == []
 
     learner = learner_with(examples, batch_refit_every_s=2 * DAY)
     online = learner.trainer.model
@@ -261,7 +261,7 @@ def test_the_refit_is_due_a_period_after_the_first_label_and_a_promotion_trains_
     assert isinstance(model, BatchModel) and model.online is online  # the online line learns on
     assert learner.version == "v1" and learner.trainer.learned_since_publish == 0
     assert isinstance(load(learner.publisher.artifacts.blobs["v1"], event.artifact_sha256), BatchModel)
-    assert learner.refits.next_due == examples[-1].ts + 2 * DAY
+    assert learner.refits.clock.next_due == examples[-1].ts + 2 * DAY
     assert learner.ready_to_commit() is True  # the promoted version holds everything consumed
 
     learner.trainer.learn("tx-new", {"hour_of_day": 15.0, "amount": 20.0}, True, examples[-1].ts + 60, "card-1")
@@ -286,7 +286,7 @@ def test_the_schedule_resumes_from_the_latest_batch_verdict_and_zero_turns_it_of
     last = ModelVersionPublished(version="v4", reason="batch", status="rejected", artifact_ref="mem:v4",
                                  artifact_sha256="0" * 64, training_window=TrainingWindow(end=end))
     learner = learner_with(band(5, champion_score=hour_linear), history=[last], batch_refit_every_s=DAY)
-    assert learner.refits.next_due == T0 + 2 * DAY
+    assert learner.refits.clock.next_due == T0 + 2 * DAY
     assert learner.refits.due() == band(5)[-1].ts  # 3 days of labels: due
     off = learner_with(band(5, champion_score=hour_linear), batch_refit_every_s=0)
     assert off.refits.due() is None and asyncio.run(off.refits.maybe_refit()) is None
@@ -297,7 +297,7 @@ def test_a_refused_refit_announces_nothing_and_waits_a_period():
     learner = learner_with(examples, batch_refit_every_s=DAY)
     assert asyncio.run(learner.refits.maybe_refit()) is None
     assert learner.publisher.unsent == [] and learner.refits.decisions[-1].outcome == "refuse"
-    assert learner.refits.next_due == examples[-1].ts + DAY
+    assert learner.refits.clock.next_due == examples[-1].ts + DAY
 
 
 def test_batch_settings_are_validated():
