@@ -42,6 +42,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+async def wait_set(event: asyncio.Event, timeout_s: float) -> bool:
+    """True once ``event`` is set, False after ``timeout_s``; a cancellation always propagates.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it returns normally when the task is cancelled
+    in the same loop step as the event is set, and the cancellation is lost. A replay sent
+    SIGTERM (a cancelled main task) then ran to its end and exited 0 (CI, 2026-12-05).
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return False
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))

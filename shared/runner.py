@@ -234,7 +234,8 @@ class Clients:
         # Bounded: with the broker gone, a client's stop retries forever.
         for closing in (self.consumer.stop(), self.producer.stop(), self.redis.aclose()):
             try:
-                await asyncio.wait_for(closing, SHUTDOWN_S)
+                async with asyncio.timeout(SHUTDOWN_S):  # not wait_for: see shared.lifecycle.wait_set
+                    await closing
             except (TimeoutError, *TRANSIENT) as exc:
                 log.warning("shutdown: a client did not close cleanly: %r", exc)
 

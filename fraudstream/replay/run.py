@@ -37,6 +37,7 @@ import orjson
 from fraudstream.evaluation.report import ScoredRow
 from fraudstream.replay.source import Columns, Row, StreamEvent
 from shared.kafka import Out, Sender, make_consumer, make_producer, skip_to_end
+from shared.lifecycle import wait_set
 from shared.settings import Settings
 from shared.stall import FetchWait
 from shared.topics import DEADLETTER, LABELS_RAW, SCORES, TRANSACTIONS_ENRICHED, TRANSACTIONS_RAW, TRANSACTIONS_VALID
@@ -241,9 +242,7 @@ class _Reader:
         """Until ``ready()``; False when nothing came back for ``stalled_s``."""
         while not ready():
             self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), stalled_s)
-            except TimeoutError:
+            if not await wait_set(self.changed, stalled_s):
                 return ready()
         return True
 

@@ -23,6 +23,7 @@ from services.dashboard.app import INPUTS, SERVICE, Dashboard
 from services.dashboard.probes import HealthReport
 from services.dashboard.web import add_views
 from shared.kafka import ensure_topics
+from shared.lifecycle import wait_set
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,7 @@ async def until_stopped_or_crashed(app: faust.App, stop: asyncio.Event, report: 
             report.update()
         if app.crashed:
             raise DashboardCrashed(f"the dashboard's Faust app crashed: {app.crash_reason!r}")
-        try:
-            await asyncio.wait_for(stop.wait(), WATCH_S)
-        except TimeoutError:
-            pass
+        await wait_set(stop, WATCH_S)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -27,6 +27,7 @@ from faust.web import Request, Response, View
 from services.dashboard import probes
 from services.dashboard.app import Dashboard
 from services.dashboard.tally import summarize
+from shared.lifecycle import wait_set
 
 PAGE = (Path(__file__).parent / "index.html").read_bytes()
 TICK_S = 1.0
@@ -117,10 +118,7 @@ def add_views(dashboard: Dashboard, stop: asyncio.Event) -> None:
                 elif (quiet := quiet + 1) >= KEEPALIVE_TICKS:
                     await response.write(b": keep-alive\n\n")  # proxies close silent streams
                     quiet = 0
-                try:
-                    await asyncio.wait_for(stop.wait(), TICK_S)
-                except TimeoutError:
-                    pass
+                await wait_set(stop, TICK_S)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass  # the browser went away
         return response

@@ -21,6 +21,7 @@ from shared import metrics
 from shared.codec import DecodeError, decode
 from shared.errors import ArtifactError
 from shared.events import ModelVersionPublished, utcnow
+from shared.lifecycle import wait_set
 from shared.runner import TRANSIENT
 from shared.settings import Settings
 
@@ -59,11 +60,9 @@ class ModelSlots:
             except TRANSIENT as exc:
                 self.waiting = event.version
                 log.warning("model %s: artifact not readable yet (%r); retrying in %.1f s", event.version, exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
+            if await wait_set(stop, delay):
                 return
-            except TimeoutError:
-                delay = min(2 * delay, 10.0)
+            delay = min(2 * delay, 10.0)
 
     async def apply(self, event: ModelVersionPublished) -> None:
         """Serve the announced version; a bad artifact is refused, a transient error raised."""

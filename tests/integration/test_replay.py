@@ -4,7 +4,7 @@ path agrees with it (features exactly, scores closely).
 
 One partition: merchant windows count whole earlier hours of *every* partition, so with
 several partitions a merchant count depends on how far the other partitions have got
-(README, "Point in time"); card features never do."""
+(docs/architecture.md, "Lateness follows the entity"); card features never do."""
 
 from __future__ import annotations
 
