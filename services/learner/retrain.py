@@ -49,8 +49,10 @@ METRICS = ("average_precision", "roc_auc")
 class Example:
     """One learned label: the features the transaction was scored with, the truth, its event
     time (epoch s), its metric weight (1 / genuine sampling rate for a genuine label), the
-    champion's score before learning it (None: score it with the champion as it is) and its
-    card (None: unknown, the transaction counts as a card of its own)."""
+    champion's score before learning it (None: score it with the champion as it is), its
+    card (None: unknown, the transaction counts as a card of its own) and, while a batch
+    model is champion, the score its online line gave before learning it (the scheduled
+    refit judges that line too, on the same footing as the champion)."""
 
     x: dict[str, float]
     is_fraud: bool
@@ -58,6 +60,7 @@ class Example:
     weight: float = 1.0
     champion_score: float | None = None
     card: str | None = None
+    line_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ class Trainer:
         self._learn(x, is_fraud, ts, card, self.model.score(x))
         return True
 
+    def _line_score(self, x: dict[str, float]) -> float | None:
+        """A batch champion's online line's score before it learns ``x`` (None for an online champion)."""
+        return self.model.online.score(x) if isinstance(self.model, BatchModel) else None
+
     def learn_many(self, labels: list[Labelled]) -> int:
         """``learn`` each, in order; how many were kept. A batch champion's scores do not move
         while its online line learns, so they are taken in one ``score_many``: one prediction
@@ -76,7 +80,7 @@ class Trainer:
         weight = 1.0 if is_fraud else 1.0 / self.genuine_rate
         self.metrics.update(score, is_fraud, weight)
         at = ts if isinstance(ts, float) else ts.timestamp()
-        self.recent.append(Example(x, is_fraud, at, weight, score, card))
+        self.recent.append(Example(x, is_fraud, at, weight, score, card, self._line_score(x)))
         if self.batch is not None:
             self.batch.add(x, is_fraud, at, weight)
         self.model.learn(x, is_fraud)

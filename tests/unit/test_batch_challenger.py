@@ -8,6 +8,7 @@ import asyncio
 import math
 import pickle
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -223,6 +224,51 @@ def test_the_challenger_carries_the_champions_online_line():
     window = band(8, champion_score=lambda x, y, rng: 0.5)
     asked = retrain(decision.challenger, window, RetrainConfig(min_labels=100))
     assert isinstance(asked.challenger, FraudModel)
+
+
+def with_line(examples: list[Example], line_score) -> list[Example]:
+    return [replace(e, line_score=line_score(e)) for e in examples]
+
+
+def test_a_batch_champions_online_line_is_judged_and_wins_the_serving_back():
+    noise = random.Random(3)
+    trees = fit([e.x for e in band(4)], [noise.random() < 0.1 for _ in range(900)], [1.0] * 900, FraudModel(),
+                trees=10)  # trees fitted on noise: a champion that ranks nothing
+    config = BatchConfig(min_labels=100, min_frauds=10, card_k=5, trees=30)
+    # its live scores say nothing; its online line's (before learning each label) rank the band
+    window = with_line(band(5, champion_score=lambda x, y, rng: 0.5), lambda e: 0.9 if e.is_fraud else 0.05)
+    decision = refit(trees, window, config)
+    assert decision.outcome == "promote" and decision.challenger is trees.online
+    assert decision.metrics["average_precision"] == 1.0 and decision.why.startswith(
+        "the champion's online line AP 1.0000 ≥ champion AP 0.1037 + margin 0.02, card precision@5 1.0000 ≥ "
+        "0.4000, above the batch challenger's AP 0.5760; batch challenger AP 0.5760 ≥ champion AP 0.1037")
+    # the line scored every kept label before learning it: those are now the champion's live scores
+    assert [e.champion_score for e in decision.window] == [0.9 if e.is_fraud else 0.05 for e in decision.window]
+    assert all(e.line_score is None for e in decision.window) and len(decision.challenger_pairs) == 270
+
+    # a line no better than the trees leaves the trees' verdict as it was
+    flat = refit(trees, with_line(band(5, champion_score=lambda x, y, rng: 0.5), lambda e: 0.5), config)
+    assert isinstance(flat.challenger, BatchModel) and flat.outcome == "promote"
+    assert flat.why.startswith("batch challenger AP 0.5760")
+    # an online champion is its own line: nothing more is judged
+    online = refit(FraudModel(), window, config)
+    assert isinstance(online.challenger, BatchModel)
+
+
+def test_the_trainer_keeps_a_batch_champions_line_score_before_it_learns():
+    examples = band(9)
+    model = fit([e.x for e in examples], [e.is_fraud for e in examples], [1.0] * len(examples), FraudModel(), trees=20)
+    trainer = Trainer(model, 1.0, 0.8)
+    first, second = band(10, n=2)
+    expected = [model.online.score(first.x)]
+    trainer.learn("tx-1", first.x, first.is_fraud, first.ts, first.card)
+    expected.append(model.online.score(second.x))  # the line has learned the first label
+    trainer.learn_many([("tx-2", second.x, second.is_fraud, second.ts, second.card)])
+    assert [e.line_score for e in trainer.recent] == expected and expected[0] != expected[1]
+    # an online champion is its own line: no second score
+    online = Trainer(FraudModel(), 1.0, 0.8)
+    online.learn("tx-1", first.x, first.is_fraud, first.ts, first.card)
+    assert online.recent[0].line_score is None
 
 
 # --- the schedule in the learner
