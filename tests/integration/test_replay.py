@@ -142,11 +142,10 @@ async def test_replayed_csv_gets_the_live_features_and_evaluate_agrees(settings,
                                                    for k, v in label_differs.items()))
     assert merchant_rate_seen > 100  # the labels reached the features: merchant fraud rates moved
     # Ingest and features read the labels a fetch found before the transactions with them
-    # (``take_first``), so neither run loses a label to the order of the two topics: 0 of
-    # 1,500 differ, idle or under 8 busy processes on 2 cores (10 in 2 of 3 runs without it).
-    # A label produced in the same request as a transaction can still be fetched a moment
-    # after it: a bound, not zero. The store is held equal to the reference bit for bit in
-    # test_feature_store.py.
+    # (``take_first``): idle, 0 of 1,500 differ. Under 8 busy processes on 2 cores one run in
+    # five still gets labels ~100 transactions late (56–97 differ; past the 1 % bound once in
+    # 15 runs), with or without take_first, for a reason not found yet (docs/architecture.md).
+    # The store is held equal to the reference bit for bit in test_feature_store.py.
     assert len(label_differs["offline vs replay"]) <= 0.01 * N
     assert len(label_differs["live vs replay"]) <= 0.1 * N
 
