@@ -75,11 +75,13 @@ class ServiceSpec:
 
 
 CATCH_UP_MS = 50
-"""How long a batch waits for the records of a ``first`` input its consumer knows are there."""
+"""How long one read of the ``first`` inputs waits for records the consumer knows are there."""
+CATCH_UP_S = 2.0
+"""How long a batch keeps reading them (Tansu can answer empty while a partition is behind)."""
 
 
 async def take_first(consumer: AIOKafkaConsumer, first: frozenset[str], polled: dict[TopicPartition, list],
-                     max_records: int) -> dict[TopicPartition, list]:
+                     max_records: int, fetch_wait: FetchWait | None = None) -> dict[TopicPartition, list]:
     """``polled``, with what the broker held of the ``first`` topics when it answered.
 
     Kafka orders records within a partition only, and a consumer of two topics gets each
@@ -87,24 +89,35 @@ async def take_first(consumer: AIOKafkaConsumer, first: frozenset[str], polled: 
     transaction's features then miss a label they should count (a merchant's labels of the
     hours before it). So before a batch holding other records is handled, a held ``first``
     partition whose high watermark (as the last fetch saw it, the one that brought the
-    batch when the broker leads both) is past the position is read too, up to
-    ``max_records``: the handler gets those labels in the same batch and applies them
-    first. Nothing is asked when no ``first`` partition is behind, the usual case.
+    batch when the broker leads both) is past the position is read too, up to that high
+    watermark: the handler gets those labels in the same batch and applies them first.
+    Tansu answers a fetch with what it gathers within the fetch wait, and under load a
+    partition behind can come back empty (``shared/stall.py``): the reads go on for up to
+    ``CATCH_UP_S``, an empty one widening ``fetch_wait``. Nothing is asked when no
+    ``first`` partition is behind, the usual case.
     """
     if not first or all(tp.topic in first for tp in polled):
         return polled
-    behind = []
+    targets = {}
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp) if tp.topic in first else None
         try:
             if highwater is not None and highwater > await consumer.position(tp):
-                behind.append(tp)
+                targets[tp] = highwater
         except IllegalStateError:
             continue  # revoked since assignment() was read
-    if not behind:
-        return polled
-    more = await consumer.getmany(*behind, timeout_ms=CATCH_UP_MS, max_records=max_records)
-    return {**polled, **{tp: polled.get(tp, []) + records for tp, records in more.items()}}
+    out, deadline = dict(polled), time.monotonic() + CATCH_UP_S
+    while targets and time.monotonic() < deadline:
+        more = await consumer.getmany(*targets, timeout_ms=CATCH_UP_MS, max_records=max_records)
+        if fetch_wait is not None:
+            await fetch_wait.after(more)
+        for tp, records in more.items():
+            out[tp] = out.get(tp, []) + records
+        try:
+            targets = {tp: end for tp, end in targets.items() if end > await consumer.position(tp)}
+        except IllegalStateError:
+            break  # revoked meanwhile: what was read goes in this batch
+    return out
 
 
 def _next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
@@ -169,7 +182,7 @@ async def run_batches(
                 if ready_to_commit is not None and ready_to_commit() and uncommitted:
                     await _commit(service, consumer, uncommitted)
             continue
-        polled = await take_first(consumer, first, polled, settings.batch_max)
+        polled = await take_first(consumer, first, polled, settings.batch_max, fetch_wait)
         records = [r for batch in polled.values() for r in batch]
         started = time.perf_counter()
         inbound, letters = boundary.decode(records)  # what does not decode is dead-lettered here
