@@ -33,7 +33,7 @@ from shared import health, metrics
 from shared.boundary import Boundary, Inbound, dead_letter
 from shared.kafka import Out, Sender
 from shared.settings import Settings
-from shared.stall import FetchWait, StallWatch
+from shared.stall import FetchWait, StallWatch, lagging
 from shared.trusted import View
 
 __all__ = ["BatchHandler", "Clients", "Inbound", "ServiceSpec", "dead_letter", "run_batches", "run_service"]
@@ -98,14 +98,7 @@ async def take_first(consumer: AIOKafkaConsumer, first: frozenset[str], polled: 
     """
     if not first or all(tp.topic in first for tp in polled):
         return polled
-    targets = {}
-    for tp in consumer.assignment():
-        highwater = consumer.highwater(tp) if tp.topic in first else None
-        try:
-            if highwater is not None and highwater > await consumer.position(tp):
-                targets[tp] = highwater
-        except IllegalStateError:
-            continue  # revoked since assignment() was read
+    targets = await lagging(consumer, first)
     out, deadline = dict(polled), time.monotonic() + CATCH_UP_S
     while targets and time.monotonic() < deadline:
         more = await consumer.getmany(*targets, timeout_ms=CATCH_UP_MS, max_records=max_records)

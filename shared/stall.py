@@ -39,18 +39,25 @@ MIN_POLLS = 10
 """Polls without a record from a partition before it can be stalled."""
 
 
-async def behind(consumer: AIOKafkaConsumer) -> bool:
-    """Does the broker hold records past the position of a held partition (as of the last fetch)?"""
+async def lagging(consumer: AIOKafkaConsumer, topics: frozenset[str] | None = None) -> dict[TopicPartition, int]:
+    """The held partitions (of ``topics``, or all) whose high watermark, as of the last fetch,
+    is past the position: their high watermarks."""
+    out = {}
     for tp in consumer.assignment():
-        highwater = consumer.highwater(tp)
+        highwater = consumer.highwater(tp) if topics is None or tp.topic in topics else None
         if highwater is None:
-            continue  # nothing fetched from it yet
+            continue  # nothing fetched from it yet, or not asked for
         try:
             if highwater > await consumer.position(tp):
-                return True
+                out[tp] = highwater
         except IllegalStateError:
             continue  # revoked since assignment() was read
-    return False
+    return out
+
+
+async def behind(consumer: AIOKafkaConsumer) -> bool:
+    """Does the broker hold records past the position of a held partition (as of the last fetch)?"""
+    return bool(await lagging(consumer))
 
 
 class FetchWait:
