@@ -1,6 +1,6 @@
 """Services as child processes, as deployed: what the demo, the bench and the replay start.
 
-Each service runs as ``python -m services NAME`` with its own environment and its output in
+Each service runs as ``python -m shared.launcher NAME`` with its own environment and its output in
 ``LOGDIR/NAME.log``; stopping sends SIGTERM first so a service drains its batch and commits.
 
 Processes on one host cannot share a port, so with ``metrics_base`` each service serves
@@ -42,7 +42,7 @@ def start_services(names: list[str], env: dict[str, str], logdir: Path,
     procs = []
     for name, own_env in service_env(names, env, metrics_base).items():
         with open(logdir / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            procs.append(subprocess.Popen([sys.executable, "-m", "services", name],
+            procs.append(subprocess.Popen([sys.executable, "-m", "shared.launcher", name],
                                           env=own_env, stdout=log, stderr=subprocess.STDOUT))
     return procs
 

@@ -2,14 +2,9 @@
 
 Each service module declares ``SPEC`` (a ``shared.runner.ServiceSpec``: its inputs, as the
 topic table names them, and ``build``, its composition root) and ``run(settings, stop)``;
-``python -m services NAME`` runs one (what a container runs).
+``fraudstream-service NAME`` (``shared/launcher.py``) runs one (what a container runs).
 """
 
-SERVICES = {
-    "ingest": "services.ingest.service",
-    "features": "services.features.service",
-    "scoring": "services.scoring.service",
-    "learner": "services.learner.service",
-    "monitor": "services.monitor.service",
-    "dashboard": "services.dashboard.service",
-}
+from shared.launcher import SERVICES
+
+__all__ = ["SERVICES"]

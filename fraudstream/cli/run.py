@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
 def service(name: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]) -> None:
     """Run one service (what a container runs; there it is `fraudstream-service NAME`)."""
-    from services.__main__ import main as run_service_main
+    from shared.launcher import main as run_service_main
 
     if name not in SERVICES:
         raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")

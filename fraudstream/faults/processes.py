@@ -39,11 +39,11 @@ class Service:
 
 
 class Fleet:
-    """Services started as ``python -m services NAME`` with one environment and log directory."""
+    """Services started as ``python -m shared.launcher NAME`` with one environment and log directory."""
 
     def __init__(self, env: dict[str, str], logdir: Path, command: list[str] | None = None):
         self.env, self.logdir = env, logdir
-        self.command = command or [sys.executable, "-m", "services"]
+        self.command = command or [sys.executable, "-m", "shared.launcher"]
         """What runs a service, its name appended (a wrapper can change client options)."""
         self.replicas: list[Service] = []
 

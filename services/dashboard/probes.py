@@ -68,7 +68,7 @@ def readiness(app: faust.App) -> Verdict:
 class HealthReport:
     """Hands the verdicts to ``shared.health``, so the metrics port tells the truth as well.
 
-    ``python -m services`` serves ``/healthz``, ``/readyz`` and the ``fraudstream_healthy`` /
+    ``fraudstream-service`` serves ``/healthz``, ``/readyz`` and the ``fraudstream_healthy`` /
     ``fraudstream_ready`` gauges on the metrics port for every service, from heartbeats and
     checks the batch runner registers. The dashboard registers its own: ``update`` runs in the
     app's event loop (the Faust objects are read there only), beats while the app is alive

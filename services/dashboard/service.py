@@ -8,7 +8,7 @@ records it cannot decode) and serves a live page on ``dashboard_port``:
 
 The Faust app is started as a service inside the caller's event loop instead of through
 ``faust.Worker``, which would take over the process (signal handlers, logging, the loop):
-``python -m services dashboard`` already owns those.
+``fraudstream-service dashboard`` already owns those.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def assert_sigterm_leaves_nothing(command: Command, running) -> int:
 
 def _with_stack_and(services: int):
     def running(_command: Command, members: dict[int, str]) -> dict[int, str] | None:
-        ok = (sum("-m services" in c for c in members.values()) >= services
+        ok = (sum("-m shared.launcher" in c for c in members.values()) >= services
               and any("tansu" in c for c in members.values()) and any("redis-server" in c for c in members.values()))
         return members if ok else None
     return running

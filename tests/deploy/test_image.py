@@ -64,10 +64,10 @@ def test_the_tools_image_adds_the_cli_and_runs_fraudstream():
 
 def test_the_console_scripts_the_images_run_exist():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {TOOLS_COMMAND: "fraudstream.cli:main", SERVICE_COMMAND: "services.__main__:cli"}
+    assert scripts == {TOOLS_COMMAND: "fraudstream.cli:main", SERVICE_COMMAND: "shared.launcher:cli"}
     # The services image has no fraudstream/: its script must start with nothing but the pipeline.
     probe = ("import sys; sys.modules['fraudstream'] = None\n"  # any import of it now fails
-             "from services.__main__ import cli; sys.argv = ['fraudstream-service', '--help']; cli()")
+             "from shared.launcher import cli; sys.argv = ['fraudstream-service', '--help']; cli()")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "ingest" in done.stderr, done.stderr
 

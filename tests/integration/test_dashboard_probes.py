@@ -56,7 +56,7 @@ async def test_probes_follow_the_app_through_start_and_rebalance(settings, start
 
 
 async def test_the_metrics_port_reports_the_dashboard_as_well(settings, start_service):
-    """``python -m services dashboard`` serves /healthz, /readyz and their gauges on the metrics port too."""
+    """``fraudstream-service dashboard`` serves /healthz, /readyz and their gauges on the metrics port too."""
     HEALTH.clear()  # earlier tests ran other services in this process
     server = HealthServer(0)
     try:

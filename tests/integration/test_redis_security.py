@@ -96,7 +96,7 @@ async def test_a_service_waits_for_its_redis_and_never_logs_the_password(setting
     }
     log = tmp_path / "ingest.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "services", "ingest"], cwd=WORKTREE, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "shared.launcher", "ingest"], cwd=WORKTREE, env=env,
                                    stdout=sink, stderr=subprocess.STDOUT)
     try:
         await until_status(f"http://127.0.0.1:{port}/healthz", 503)  # up, but not consuming
